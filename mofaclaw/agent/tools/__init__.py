@@ -1,0 +1,1 @@
+"""The agent's tools: the protocol, the registry, and one module per tool family."""

@@ -1,0 +1,68 @@
+"""What travels on the bus: a user's message in, the agent's deltas, answers and errors out."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mofaclaw.providers.types import ChatMessage, GenerationOptions, Usage
+
+OutboundKind = Literal["message", "delta", "error", "progress"]
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """A user's message from any channel.
+
+    `history`, when given, replaces the stored conversation for this turn and makes the turn
+    stateless (nothing is persisted): that is how a client that sends its whole conversation works.
+    `instructions` are extra system-prompt text for this turn only.
+    """
+
+    channel: str
+    sender_id: str
+    chat_id: str
+    content: str
+    media: tuple[str, ...] = ()
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    request_id: str = field(default_factory=new_request_id)
+    session_key_override: str | None = None
+    history: Sequence[ChatMessage] | None = None
+    instructions: str = ""
+    options: GenerationOptions = field(default_factory=GenerationOptions)
+
+    @property
+    def session_key(self) -> str:
+        return self.session_key_override or f"{self.channel}:{self.chat_id}"
+
+    @property
+    def persist(self) -> bool:
+        return self.history is None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """Something the agent says. `kind` tells a channel what to do with it:
+
+    - "delta": a piece of the answer as the model speaks (channels that cannot stream ignore it)
+    - "progress": a one-line note about a tool being run
+    - "message": the final answer of a turn (with the turn's usage), or a message sent by a tool
+    - "error": the turn failed; `error_code` says how ("provider_error", "timeout", ...)
+    """
+
+    channel: str
+    chat_id: str
+    content: str
+    kind: OutboundKind = "message"
+    request_id: str | None = None
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    error_code: str | None = None
+    status: int | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)

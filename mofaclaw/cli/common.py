@@ -1,0 +1,49 @@
+"""What every command shares: the --config option, config loading with clean errors, logging setup."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from mofaclaw.config.loader import load_config
+from mofaclaw.config.models import Config
+from mofaclaw.errors import ConfigError
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="Config file (default: $MOFACLAW_CONFIG or $MOFACLAW_HOME/config.toml)."),
+]
+VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """One clear line on stderr and a non-zero exit: never a traceback."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def load(path: Path | None, overrides: dict[str, Any] | None = None) -> tuple[Config, Path]:
+    try:
+        return load_config(path, overrides)
+    except ConfigError as exc:
+        fail(str(exc), code=2)
+
+
+def setup_logging(verbose: bool = False) -> None:
+    from rich.logging import RichHandler
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=False)],
+    )
+    for noisy in ("httpx", "httpcore", "openai", "uvicorn.access", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

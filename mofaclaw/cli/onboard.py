@@ -1,0 +1,9 @@
+"""The `mofaclaw onboard` command."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass

@@ -1,0 +1,1 @@
+"""Configuration: the pydantic models, where the file lives, and how it is loaded."""

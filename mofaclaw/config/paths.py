@@ -1,0 +1,35 @@
+"""Where mofaclaw keeps things: MOFACLAW_HOME, the config file, the data files under it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def mofaclaw_home() -> Path:
+    return Path(os.environ.get("MOFACLAW_HOME") or Path.home() / ".mofaclaw").expanduser()
+
+
+def config_path(flag: Path | None = None) -> Path:
+    """--config PATH, else $MOFACLAW_CONFIG, else $MOFACLAW_HOME/config.toml."""
+    if flag is not None:
+        return flag.expanduser()
+    if env := os.environ.get("MOFACLAW_CONFIG"):
+        return Path(env).expanduser()
+    return mofaclaw_home() / "config.toml"
+
+
+def sessions_db() -> Path:
+    return mofaclaw_home() / "sessions.db"
+
+
+def cron_store() -> Path:
+    return mofaclaw_home() / "cron" / "jobs.json"
+
+
+def cli_history() -> Path:
+    return mofaclaw_home() / "history" / "cli_history"
+
+
+def default_workspace() -> Path:
+    return mofaclaw_home() / "workspace"

@@ -1,0 +1,1 @@
+"""LLM providers: the protocol, its value types, and the implementations behind it."""

@@ -1,0 +1,156 @@
+"""Any OpenAI-compatible endpoint through the official openai SDK, as a stream of typed events."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import openai
+
+from mofaclaw.errors import ProviderError, ProviderTimeout
+from mofaclaw.providers.table import ProviderSettings
+from mofaclaw.providers.types import (
+    ChatMessage,
+    ChatRequest,
+    Finish,
+    StreamEvent,
+    TextDelta,
+    ToolCall,
+    ToolCallReady,
+    Usage,
+    UsageReport,
+)
+
+log = logging.getLogger(__name__)
+
+
+class OpenAICompatProvider:
+    """One reused AsyncOpenAI client. The SDK retries connection errors, 408, 409, 429 and 5xx with
+    exponential back-off and jitter, honouring Retry-After; it only retries before the response
+    starts, so nothing already passed on is ever repeated."""
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        self.settings = settings
+        self._client: openai.AsyncOpenAI | None = None
+
+    def _get_client(self) -> openai.AsyncOpenAI:
+        if self._client is None:
+            s = self.settings
+            if not s.api_key and s.needs_key:
+                raise ProviderError(
+                    f"no API key for provider '{s.name}': set {s.key_env or 'an API key'} "
+                    f"or providers.{s.name}.api_key in the config"
+                )
+            self._client = openai.AsyncOpenAI(
+                api_key=s.api_key or "not-needed",
+                base_url=s.api_base,
+                timeout=httpx.Timeout(s.timeout, connect=min(s.timeout, 10.0)),
+                max_retries=s.max_retries,
+                default_headers=dict(s.extra_headers) or None,
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        client = self._get_client()
+        kwargs = _request_kwargs(request)
+        try:
+            response = await client.chat.completions.create(**kwargs)
+            async with response:
+                async for event in _events(response):
+                    yield event
+        except openai.APITimeoutError:
+            raise ProviderTimeout(
+                f"provider '{self.settings.name}' did not answer within {self.settings.timeout:g}s"
+            ) from None
+        except openai.APIStatusError as exc:
+            raise ProviderError(
+                f"provider '{self.settings.name}' returned HTTP {exc.status_code}: {_upstream_message(exc)}",
+                status=exc.status_code,
+            ) from None
+        except openai.APIConnectionError as exc:
+            raise ProviderError(
+                f"cannot reach provider '{self.settings.name}' at {self.settings.api_base}: {exc.__cause__ or exc}"
+            ) from None
+        except openai.APIError as exc:
+            raise ProviderError(f"provider '{self.settings.name}' failed: {exc.message}") from None
+
+
+def _request_kwargs(request: ChatRequest) -> dict[str, Any]:
+    opts = request.options
+    kwargs: dict[str, Any] = {
+        "model": request.model,
+        "messages": [_wire_message(m) for m in request.messages],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if request.tools:
+        kwargs["tools"] = [
+            {"type": "function", "function": {"name": t.name, "description": t.description,
+                                              "parameters": dict(t.parameters)}}
+            for t in request.tools
+        ]
+    if opts.temperature is not None:
+        kwargs["temperature"] = opts.temperature
+    if opts.top_p is not None:
+        kwargs["top_p"] = opts.top_p
+    if opts.max_tokens is not None:
+        kwargs["max_tokens"] = opts.max_tokens
+    if opts.stop:
+        kwargs["stop"] = list(opts.stop)
+    return kwargs
+
+
+def _wire_message(message: ChatMessage) -> dict[str, Any]:
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        wire["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        wire["tool_call_id"] = message.tool_call_id
+    if message.name is not None and message.role == "tool":
+        wire["name"] = message.name
+    return wire
+
+
+async def _events(response: Any) -> AsyncIterator[StreamEvent]:
+    """Chunks -> events; tool-call fragments are assembled by index and released at the end."""
+    fragments: dict[int, dict[str, str]] = {}
+    finish_reason: str | None = None
+    async for chunk in response:
+        if chunk.usage is not None:
+            yield UsageReport(Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0))
+        for choice in chunk.choices:
+            delta = choice.delta
+            if delta is not None:
+                if delta.content:
+                    yield TextDelta(delta.content)
+                for frag in delta.tool_calls or ():
+                    slot = fragments.setdefault(frag.index, {"id": "", "name": "", "arguments": ""})
+                    if frag.id:
+                        slot["id"] = frag.id
+                    if frag.function is not None:
+                        slot["name"] += frag.function.name or ""
+                        slot["arguments"] += frag.function.arguments or ""
+            if choice.finish_reason:
+                finish_reason = choice.finish_reason
+    for index in sorted(fragments):
+        slot = fragments[index]
+        yield ToolCallReady(ToolCall(slot["id"] or f"call_{index}", slot["name"], slot["arguments"]))
+    yield Finish(finish_reason or ("tool_calls" if fragments else "stop"))
+
+
+def _upstream_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return exc.message

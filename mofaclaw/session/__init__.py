@@ -1,0 +1,1 @@
+"""Conversation storage: the SessionStore protocol and its SQLite implementation."""

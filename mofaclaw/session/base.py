@@ -1,0 +1,51 @@
+"""The SessionStore protocol: whole turns in, recent history out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from mofaclaw.providers.types import ChatMessage
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    key: str
+    message_count: int
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    message: ChatMessage
+    created_at: float
+
+
+class SessionStore(Protocol):
+    async def append_turn(self, key: str, messages: Sequence[ChatMessage]) -> None:
+        """Store a whole turn, all or nothing."""
+        ...
+
+    async def history(self, key: str, limit: int) -> list[ChatMessage]:
+        """The last `limit` messages (fewer, so that the window starts at a user message)."""
+        ...
+
+    async def messages(self, key: str) -> list[StoredMessage]: ...
+
+    async def list_sessions(self) -> list[SessionInfo]: ...
+
+    async def delete(self, key: str) -> bool: ...
+
+    async def archive(self, key: str) -> str | None:
+        """Move the conversation aside under a new key (kept, no longer active); returns that key."""
+        ...
+
+    async def unconsolidated(self, key: str, keep: int) -> list[StoredMessage]:
+        """Messages older than the last `keep` that memory consolidation has not seen yet."""
+        ...
+
+    async def mark_consolidated(self, key: str, upto_id: int) -> None: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,169 @@
+"""SQLite session store (WAL): one connection used from one worker thread, so the event loop never blocks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from mofaclaw.providers.types import ChatMessage, ToolCall
+from mofaclaw.session.base import SessionInfo, StoredMessage
+from mofaclaw.session.migrations import migrate
+
+T = TypeVar("T")
+
+_COLUMNS = "id, role, content, tool_calls, tool_call_id, name, created_at"
+
+
+class SQLiteSessionStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # One thread owns the connection: SQLite writes are serialized anyway, and this keeps
+        # every call off the event loop without a connection per call.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessions")
+        self._db: sqlite3.Connection | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode is still crash-safe (a power cut may lose the last turn, never
+            # corrupt the database), and saves an fsync per turn.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA busy_timeout=5000")
+            db.isolation_level = ""  # back to implicit transactions for `with db:`
+            migrate(db)
+            self._db = db
+        return self._db
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, lambda: fn(self._connect()))
+
+    async def append_turn(self, key: str, messages: Sequence[ChatMessage]) -> None:
+        now = time.time()
+        rows = [
+            (key, m.role, m.content, _dump_calls(m.tool_calls), m.tool_call_id, m.name, now)
+            for m in messages
+        ]
+
+        def write(db: sqlite3.Connection) -> None:
+            with db:  # one transaction: the whole turn or nothing
+                db.execute(
+                    "INSERT INTO sessions(key, created_at, updated_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET updated_at = excluded.updated_at",
+                    (key, now, now),
+                )
+                db.executemany(
+                    "INSERT INTO messages(session_key, role, content, tool_calls, tool_call_id, name,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+
+        await self._run(write)
+
+    async def history(self, key: str, limit: int) -> list[ChatMessage]:
+        def read(db: sqlite3.Connection) -> list[StoredMessage]:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE session_key = ? ORDER BY id DESC LIMIT ?",
+                (key, limit),
+            ).fetchall()
+            return [_row(r) for r in reversed(rows)]
+
+        stored = await self._run(read)
+        # A window must not open in the middle of a turn (a tool result without its call).
+        start = next((i for i, s in enumerate(stored) if s.message.role == "user"), len(stored))
+        return [s.message for s in stored[start:]]
+
+    async def messages(self, key: str) -> list[StoredMessage]:
+        def read(db: sqlite3.Connection) -> list[StoredMessage]:
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE session_key = ? ORDER BY id", (key,)
+            ).fetchall()
+            return [_row(r) for r in rows]
+
+        return await self._run(read)
+
+    async def list_sessions(self) -> list[SessionInfo]:
+        def read(db: sqlite3.Connection) -> list[SessionInfo]:
+            rows = db.execute(
+                "SELECT s.key, COUNT(m.id), s.updated_at FROM sessions s "
+                "LEFT JOIN messages m ON m.session_key = s.key GROUP BY s.key ORDER BY s.updated_at DESC"
+            ).fetchall()
+            return [SessionInfo(k, n, t) for k, n, t in rows]
+
+        return await self._run(read)
+
+    async def delete(self, key: str) -> bool:
+        def write(db: sqlite3.Connection) -> bool:
+            with db:
+                db.execute("DELETE FROM messages WHERE session_key = ?", (key,))
+                return db.execute("DELETE FROM sessions WHERE key = ?", (key,)).rowcount > 0
+
+        return await self._run(write)
+
+    async def archive(self, key: str) -> str | None:
+        new_key = f"{key}@{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 1000000:06d}"
+
+        def write(db: sqlite3.Connection) -> str | None:
+            with db:
+                row = db.execute("SELECT created_at, updated_at, consolidated_upto FROM sessions "
+                                 "WHERE key = ?", (key,)).fetchone()
+                if row is None:
+                    return None
+                db.execute("INSERT INTO sessions(key, created_at, updated_at, consolidated_upto) "
+                           "VALUES (?, ?, ?, ?)", (new_key, *row))
+                db.execute("UPDATE messages SET session_key = ? WHERE session_key = ?", (new_key, key))
+                db.execute("DELETE FROM sessions WHERE key = ?", (key,))
+                return new_key
+
+        return await self._run(write)
+
+    async def unconsolidated(self, key: str, keep: int) -> list[StoredMessage]:
+        def read(db: sqlite3.Connection) -> list[StoredMessage]:
+            row = db.execute("SELECT consolidated_upto FROM sessions WHERE key = ?", (key,)).fetchone()
+            upto = row[0] if row else 0
+            rows = db.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE session_key = ? AND id > ? ORDER BY id",
+                (key, upto),
+            ).fetchall()
+            return [_row(r) for r in rows[: max(0, len(rows) - keep)]]
+
+        return await self._run(read)
+
+    async def mark_consolidated(self, key: str, upto_id: int) -> None:
+        def write(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute("UPDATE sessions SET consolidated_upto = MAX(consolidated_upto, ?) "
+                           "WHERE key = ?", (upto_id, key))
+
+        await self._run(write)
+
+    async def close(self) -> None:
+        def close(_: sqlite3.Connection) -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        if self._db is not None:
+            await self._run(close)
+        self._executor.shutdown(wait=True)
+
+
+def _dump_calls(calls: tuple[ToolCall, ...]) -> str | None:
+    if not calls:
+        return None
+    return json.dumps([{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls])
+
+
+def _row(row: tuple) -> StoredMessage:
+    id_, role, content, calls, call_id, name, created_at = row
+    tool_calls = tuple(ToolCall(**c) for c in json.loads(calls)) if calls else ()
+    return StoredMessage(id_, ChatMessage(role, content, tool_calls, call_id, name), created_at)
