@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from mofaclaw.providers.types import ChatMessage, GenerationOptions, Usage
 
+InboundKind = Literal["message", "cancel"]
 OutboundKind = Literal["message", "delta", "error", "progress"]
 
 
@@ -23,6 +24,8 @@ class InboundMessage:
     `history`, when given, replaces the stored conversation for this turn and makes the turn
     stateless (nothing is persisted): that is how a client that sends its whole conversation works.
     `instructions` are extra system-prompt text for this turn only.
+    A message of kind "cancel" asks the agent to stop the turn with the same `request_id`
+    (the client went away, or its time ran out).
     """
 
     channel: str
@@ -36,6 +39,7 @@ class InboundMessage:
     history: Sequence[ChatMessage] | None = None
     instructions: str = ""
     options: GenerationOptions = field(default_factory=GenerationOptions)
+    kind: InboundKind = "message"
 
     @property
     def session_key(self) -> str:

@@ -1,0 +1,188 @@
+"""AgentLoop: consumes the bus and runs each message as its own turn, one at a time per session."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from mofaclaw.agent.commands import CommandTable
+from mofaclaw.agent.context import ContextBuilder
+from mofaclaw.agent.locks import KeyedLocks
+from mofaclaw.agent.memory import MemoryConsolidator
+from mofaclaw.agent.runner import TurnRunner
+from mofaclaw.agent.tools.base import ToolContext
+from mofaclaw.bus.base import MessageBus
+from mofaclaw.bus.events import InboundMessage, OutboundMessage
+from mofaclaw.errors import MofaclawError, ProviderError, ProviderTimeout
+from mofaclaw.providers.types import ChatMessage, ToolCall
+from mofaclaw.session.base import SessionStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LoopSettings:
+    history_window: int = 50
+    max_concurrent_turns: int = 128
+
+
+class AgentLoop:
+    def __init__(
+        self,
+        bus: MessageBus,
+        runner: TurnRunner,
+        store: SessionStore,
+        context: ContextBuilder,
+        memory: MemoryConsolidator | None = None,
+        settings: LoopSettings = LoopSettings(),
+    ) -> None:
+        self.bus = bus
+        self.runner = runner
+        self.store = store
+        self.context = context
+        self.memory = memory
+        self.settings = settings
+        self.commands = CommandTable()
+        self.commands.add("new", "start a new conversation (the old one is kept and remembered)", self._new)
+        self._locks = KeyedLocks()
+        self._slots = asyncio.Semaphore(settings.max_concurrent_turns)
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        """Serve the bus until cancelled. Every turn is a task the loop keeps and awaits."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                while True:
+                    message = await self.bus.consume_inbound()
+                    if message.kind == "cancel":
+                        self._cancel(message.request_id)
+                        continue
+                    task = tg.create_task(self._serve(message))
+                    self._running[message.request_id] = task
+                    task.add_done_callback(lambda _, rid=message.request_id: self._running.pop(rid, None))
+        finally:
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Wait for background work (memory consolidation) so its errors surface and files are whole."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def ask(self, message: InboundMessage) -> str:
+        """Run one turn directly (cron, heartbeat, one-shot CLI): the answer, or a MofaclawError."""
+        async with self._locks.hold(message.session_key), self._slots:
+            reply = await self._turn(message, publish=False)
+        return reply
+
+    def _cancel(self, request_id: str) -> None:
+        task = self._running.get(request_id)
+        if task is not None:
+            log.info("cancelling turn %s", request_id)
+            task.cancel()
+
+    async def _serve(self, message: InboundMessage) -> None:
+        try:
+            async with self._locks.hold(message.session_key), self._slots:
+                await self._turn(message, publish=True)
+        except MofaclawError as exc:
+            log.warning("turn %s failed: %s", message.request_id, exc)
+            await self.bus.publish_outbound(_error(message, exc))
+        except Exception as exc:  # task boundary: one broken turn must not stop the loop
+            log.exception("turn %s crashed", message.request_id)
+            await self.bus.publish_outbound(_error(message, exc))
+
+    async def _turn(self, message: InboundMessage, publish: bool) -> str:
+        command = self.commands.match(message.content)
+        if command is not None:
+            reply = await command.handler(message.session_key)
+            if publish:
+                await self.bus.publish_outbound(_reply(message, reply))
+            return reply
+
+        window = self.settings.history_window
+        history = (
+            list(message.history)
+            if message.history is not None
+            else await self.store.history(message.session_key, window)
+        )
+        messages = self.context.build(
+            history, message.content, channel=message.channel, chat_id=message.chat_id,
+            instructions=message.instructions,
+        )
+        ctx = ToolContext(message.channel, message.chat_id, message.session_key, message.request_id)
+
+        async def on_delta(text: str) -> None:
+            await self.bus.publish_outbound(_reply(message, text, kind="delta"))
+
+        async def on_tool(call: ToolCall) -> None:
+            await self.bus.publish_outbound(_reply(message, describe_call(call), kind="progress"))
+
+        if publish:
+            result = await self.runner.run(messages, ctx, message.options, on_delta, on_tool)
+        else:
+            result = await self.runner.run(messages, ctx, message.options)
+        if message.persist:
+            turn = [ChatMessage("user", message.content), *result.messages]
+            # Shielded: once the commit starts, a cancel must not leave us unsure whether it landed.
+            await asyncio.shield(self.store.append_turn(message.session_key, turn))
+            if self.memory is not None and len(history) >= window:
+                self._in_background(self.memory.consolidate(message.session_key, keep=window))
+        if publish:
+            await self.bus.publish_outbound(
+                _reply(message, result.content, usage=result.usage, finish_reason=result.finish_reason)
+            )
+        return result.content
+
+    async def _new(self, session_key: str) -> str:
+        archived = await self.store.archive(session_key)
+        if archived and self.memory is not None:
+            self._in_background(self.memory.consolidate(archived, keep=0))
+        return "Started a new conversation. The previous one is kept, and what matters is remembered."
+
+    def _in_background(self, work: Coroutine[Any, Any, Any]) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception:  # task boundary: consolidation failing must not affect the chat
+                log.exception("background work failed")
+
+        task = asyncio.create_task(guarded())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def describe_call(call: ToolCall) -> str:
+    """One line for a tool call, e.g. "↳ read_file notes.md"."""
+    try:
+        args = call.parsed_arguments()
+    except ValueError:
+        args = {}
+    first = next((str(v) for v in args.values() if isinstance(v, str | int | float)), "")
+    first = first.replace("\n", " ")
+    if len(first) > 60:
+        first = first[:57] + "..."
+    return f"↳ {call.name} {first}".rstrip()
+
+
+def _reply(message: InboundMessage, content: str, kind: Any = "message", **extra: Any) -> OutboundMessage:
+    return OutboundMessage(
+        channel=message.channel, chat_id=message.chat_id, content=content, kind=kind,
+        request_id=message.request_id, metadata=message.metadata, **extra,
+    )
+
+
+def _error(message: InboundMessage, exc: Exception) -> OutboundMessage:
+    if isinstance(exc, ProviderTimeout):
+        code, status = "provider_timeout", None
+    elif isinstance(exc, ProviderError):
+        code, status = "provider_error", exc.status
+    elif isinstance(exc, MofaclawError):
+        code, status = "agent_error", None
+    else:
+        code, status = "internal_error", None
+    text = str(exc) if isinstance(exc, MofaclawError) else "internal error: the turn failed; see the logs"
+    return _reply(message, text, kind="error", error_code=code, status=status)

@@ -1,0 +1,123 @@
+"""The turn runner: the LLM <-> tools loop of one turn, as a stream of deltas ending in a TurnResult."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from string import Template
+
+from mofaclaw.agent.tools.base import ToolContext, ToolRegistry
+from mofaclaw.providers.types import (
+    ChatMessage,
+    ChatRequest,
+    Finish,
+    GenerationOptions,
+    LLMProvider,
+    TextDelta,
+    ToolCall,
+    ToolCallReady,
+    Usage,
+    UsageReport,
+)
+from mofaclaw.templates import prompt
+
+DeltaSink = Callable[[str], Awaitable[None]]
+ProgressSink = Callable[[ToolCall], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResult:
+    content: str
+    # What the turn adds to the conversation after the user message: assistant tool calls,
+    # tool results and the final answer, in order.
+    messages: tuple[ChatMessage, ...]
+    usage: Usage
+    finish_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnSettings:
+    model: str
+    max_tool_iterations: int = 20
+    defaults: GenerationOptions = field(default_factory=GenerationOptions)
+
+
+async def _ignore(_: object) -> None:
+    return None
+
+
+class TurnRunner:
+    def __init__(self, provider: LLMProvider, tools: ToolRegistry, settings: TurnSettings) -> None:
+        self.provider = provider
+        self.tools = tools
+        self.settings = settings
+
+    async def run(
+        self,
+        messages: Sequence[ChatMessage],
+        ctx: ToolContext,
+        options: GenerationOptions = GenerationOptions(),
+        on_delta: DeltaSink = _ignore,
+        on_tool: ProgressSink = _ignore,
+    ) -> TurnResult:
+        conversation = list(messages)
+        added: list[ChatMessage] = []
+        usage = Usage()
+        request_options = _merge(options, self.settings.defaults)
+        specs = self.tools.specs()
+        for _ in range(self.settings.max_tool_iterations):
+            request = ChatRequest(self.settings.model, conversation, specs, request_options)
+            text: list[str] = []
+            calls: list[ToolCall] = []
+            finish = "stop"
+            async for event in self.provider.stream(request):
+                match event:
+                    case TextDelta(delta):
+                        text.append(delta)
+                        await on_delta(delta)
+                    case ToolCallReady(call):
+                        calls.append(call)
+                    case UsageReport(step_usage):
+                        usage = usage + step_usage
+                    case Finish(reason):
+                        finish = reason
+            content = "".join(text)
+            if not calls:
+                final = ChatMessage("assistant", content)
+                added.append(final)
+                return TurnResult(content, tuple(added), usage, finish)
+            step = ChatMessage("assistant", content or None, tuple(calls))
+            results = await self._run_tools(calls, ctx, on_tool)
+            conversation += [step, *results]
+            added += [step, *results]
+        content = Template(prompt("iteration_limit")).safe_substitute(
+            limit=self.settings.max_tool_iterations
+        ).strip()
+        added.append(ChatMessage("assistant", content))
+        return TurnResult(content, tuple(added), usage, "length")
+
+    async def _run_tools(
+        self, calls: list[ToolCall], ctx: ToolContext, on_tool: ProgressSink
+    ) -> list[ChatMessage]:
+        """Independent calls of one step run concurrently; results keep the calls' order."""
+
+        async def one(call: ToolCall) -> ChatMessage:
+            await on_tool(call)
+            output = await self.tools.execute(call, ctx)
+            return ChatMessage("tool", output, tool_call_id=call.id, name=call.name)
+
+        if len(calls) == 1:
+            return [await one(calls[0])]
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(one(call)) for call in calls]
+        return [task.result() for task in tasks]
+
+
+def _merge(options: GenerationOptions, defaults: GenerationOptions) -> GenerationOptions:
+    return GenerationOptions(
+        temperature=options.temperature if options.temperature is not None else defaults.temperature,
+        top_p=options.top_p if options.top_p is not None else defaults.top_p,
+        max_tokens=options.max_tokens if options.max_tokens is not None else defaults.max_tokens,
+        stop=options.stop or defaults.stop,
+    )

@@ -1,0 +1,121 @@
+"""Skills: SKILL.md files with YAML front matter, built in or in the workspace, summarized for the prompt."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from mofaclaw.templates import templates_root
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Skill:
+    name: str
+    description: str
+    path: str
+    body: str
+    always: bool = False
+    missing: tuple[str, ...] = ()  # unmet requirements: "bin:ffmpeg", "env:GITHUB_TOKEN"
+
+    @property
+    def available(self) -> bool:
+        return not self.missing
+
+
+def parse_skill(text: str, path: str, fallback_name: str) -> Skill:
+    meta: dict = {}
+    body = text
+    if text.startswith("---"):
+        head, sep, rest = text[3:].partition("\n---")
+        if sep:
+            try:
+                loaded = yaml.safe_load(head)
+                meta = loaded if isinstance(loaded, dict) else {}
+            except yaml.YAMLError:
+                log.warning("skill %s: invalid front matter, ignored", path)
+            body = rest.lstrip("\n")
+    requires = meta.get("requires") or {}
+    missing = [f"bin:{b}" for b in requires.get("bins", []) or [] if shutil.which(str(b)) is None]
+    missing += [f"env:{e}" for e in requires.get("env", []) or [] if not os.environ.get(str(e))]
+    return Skill(
+        name=str(meta.get("name") or fallback_name),
+        description=str(meta.get("description") or "").strip(),
+        path=path,
+        body=body.strip(),
+        always=bool(meta.get("always", False)),
+        missing=tuple(missing),
+    )
+
+
+class SkillsLoader:
+    """Built-in skills ship in the package; a workspace skill of the same name overrides one.
+    Re-scanned only when the workspace skills directory changes."""
+
+    def __init__(self, workspace: Path) -> None:
+        self.workspace_dir = workspace / "skills"
+        self._cache_key: tuple[float, ...] | None = None
+        self._skills: list[Skill] = []
+
+    def skills(self) -> list[Skill]:
+        key = self._stamp()
+        if key != self._cache_key:
+            self._skills = self._load()
+            self._cache_key = key
+        return self._skills
+
+    def _stamp(self) -> tuple[float, ...]:
+        try:
+            entries = list(os.scandir(self.workspace_dir))
+        except OSError:
+            return ()
+        stamps = [self.workspace_dir.stat().st_mtime]
+        for entry in entries:
+            try:
+                stamps.append(os.stat(Path(entry.path) / "SKILL.md").st_mtime)
+            except OSError:
+                continue
+        return tuple(stamps)
+
+    def _load(self) -> list[Skill]:
+        found: dict[str, Skill] = {}
+        builtin = templates_root() / "skills"
+        for entry in sorted(builtin.iterdir(), key=lambda e: e.name):
+            skill_file = entry / "SKILL.md"
+            if skill_file.is_file():
+                skill = parse_skill(skill_file.read_text("utf-8"), f"(built-in) {entry.name}/SKILL.md", entry.name)
+                found[skill.name] = skill
+        if self.workspace_dir.is_dir():
+            for entry in sorted(self.workspace_dir.iterdir()):
+                skill_file = entry / "SKILL.md"
+                if skill_file.is_file():
+                    text = skill_file.read_text("utf-8", errors="replace")
+                    skill = parse_skill(text, str(skill_file), entry.name)
+                    found[skill.name] = skill
+        return sorted(found.values(), key=lambda s: s.name)
+
+    def prompt_section(self) -> str:
+        """Always-on skills in full; the rest as a summary the agent can read on demand."""
+        skills = self.skills()
+        if not skills:
+            return ""
+        parts = [f"## Skill: {s.name}\n\n{s.body}" for s in skills if s.always and s.available]
+        summary = []
+        for s in skills:
+            if s.always and s.available:
+                continue
+            state = "available" if s.available else f"unavailable (missing {', '.join(s.missing)})"
+            summary.append(f"- **{s.name}** ({state}): {s.description} — read `{s.path}` to use it")
+        if summary:
+            parts.append("## Other skills\nRead a skill's file with read_file before using it.\n\n"
+                         + "\n".join(summary))
+        return "# Skills\n\n" + "\n\n".join(parts)
+
+    def body_of(self, name: str) -> str | None:
+        return next((s.body for s in self.skills() if s.name == name), None)

@@ -1,0 +1,1 @@
+"""The OpenAI-compatible HTTP API: the "api" channel of the agent."""

@@ -1,0 +1,59 @@
+"""Runs the FastAPI app under uvicorn on a socket we bind ourselves, so "port in use" is a clear error."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import socket
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import FastAPI
+
+from mofaclaw.errors import MofaclawError
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn without its own signal handling: the gateway command owns SIGINT/SIGTERM and stops
+    every part together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    def request_stop(self) -> None:
+        if self.should_exit:
+            self.force_exit = True  # a second Ctrl-C: do not wait for open streams
+        self.should_exit = True
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = "the port is already in use" if exc.errno == 98 else exc.strerror
+        raise MofaclawError(f"cannot listen on {host}:{port}: {reason}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def make_server(app: FastAPI) -> GatewayServer:
+    config = uvicorn.Config(
+        app, lifespan="off", access_log=False, log_config=None, timeout_graceful_shutdown=3,
+        backlog=2048, timeout_keep_alive=30,
+    )
+    return GatewayServer(config)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

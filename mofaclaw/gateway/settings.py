@@ -1,0 +1,19 @@
+"""Plain gateway settings, handed down from the config so the gateway never imports it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySettings:
+    host: str = "127.0.0.1"
+    port: int = 18790
+    api_keys: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = ()
+    request_timeout: float = 300.0
+    max_body_bytes: int = 20 * 1024 * 1024
+    keepalive_interval: float = 15.0
+    model_ids: tuple[str, ...] = ("mofaclaw",)
+    auth_failure_limit: int = 10  # failed attempts per address per window before 429
+    auth_failure_window: float = 60.0
