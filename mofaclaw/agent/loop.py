@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class LoopSettings:
     history_window: int = 50
-    max_concurrent_turns: int = 128
+    max_concurrent_turns: int = 256
 
 
 class AgentLoop:

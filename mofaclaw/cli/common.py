@@ -36,14 +36,10 @@ def load(path: Path | None, overrides: dict[str, Any] | None = None) -> tuple[Co
         fail(str(exc), code=2)
 
 
-def setup_logging(verbose: bool = False) -> None:
-    from rich.logging import RichHandler
-
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        datefmt="[%X]",
-        handlers=[RichHandler(console=err_console, show_path=False, rich_tracebacks=False)],
-    )
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    # A plain handler: the gateway logs a line per request, and rich's handler costs far more per line.
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
     for noisy in ("httpx", "httpcore", "openai", "uvicorn.access", "asyncio"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

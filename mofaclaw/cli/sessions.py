@@ -1,9 +1,81 @@
-"""The `mofaclaw sessions` command."""
+"""`mofaclaw sessions`: list, show and delete stored conversations."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import datetime
+from typing import Annotated
+
 import typer
+
+from mofaclaw.cli.common import ConfigOption, console, fail, load
+
+sessions_app = typer.Typer(help="List, show and delete conversations.", no_args_is_help=True)
+
+
+def _store():  # type: ignore[no-untyped-def]
+    from mofaclaw.config import paths
+    from mofaclaw.session.sqlite import SQLiteSessionStore
+
+    return SQLiteSessionStore(paths.sessions_db())
+
+
+async def _with_store(work):  # type: ignore[no-untyped-def]
+    store = _store()
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+@sessions_app.command("list")
+def list_sessions(config: ConfigOption = None) -> None:
+    """Every conversation: key, number of messages, last activity."""
+    from rich.table import Table
+
+    load(config)
+    infos = asyncio.run(_with_store(lambda s: s.list_sessions()))
+    if not infos:
+        console.print("No conversations yet.")
+        return
+    table = Table("Key", "Messages", "Last activity")
+    for info in infos:
+        table.add_row(info.key, str(info.message_count),
+                      datetime.fromtimestamp(info.updated_at).strftime("%Y-%m-%d %H:%M"))
+    console.print(table)
+
+
+@sessions_app.command("show")
+def show(key: str, config: ConfigOption = None) -> None:
+    """Print one conversation."""
+    load(config)
+    stored = asyncio.run(_with_store(lambda s: s.messages(key)))
+    if not stored:
+        fail(f"no conversation named {key!r} (see: mofaclaw sessions list)")
+    for item in stored:
+        m = item.message
+        when = datetime.fromtimestamp(item.created_at).strftime("%Y-%m-%d %H:%M")
+        if m.tool_calls:
+            calls = ", ".join(f"{c.name}({c.arguments})" for c in m.tool_calls)
+            console.print(f"[dim]{when}[/] [bold]{m.role}[/] → {calls}", highlight=False)
+        if m.content:
+            console.print(f"[dim]{when}[/] [bold]{m.role}[/]: {m.content}", highlight=False)
+
+
+@sessions_app.command("delete")
+def delete(
+    key: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Delete one conversation."""
+    load(config)
+    if not yes and not typer.confirm(f"Delete conversation {key!r}?"):
+        raise typer.Exit(1)
+    if not asyncio.run(_with_store(lambda s: s.delete(key))):
+        fail(f"no conversation named {key!r}")
+    console.print(f"Deleted {key}.")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(sessions_app, name="sessions")

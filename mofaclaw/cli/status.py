@@ -1,9 +1,70 @@
-"""The `mofaclaw status` command."""
+"""`mofaclaw status`: what mofaclaw will use, at a glance, without showing any secret."""
 
 from __future__ import annotations
 
 import typer
 
+from mofaclaw.cli.common import ConfigOption, console, load
+
+
+def status(config: ConfigOption = None) -> None:
+    """Show the config, data dir, workspace, model, providers, gateway address and channels."""
+    from rich.table import Table
+
+    from mofaclaw.agent.tools.shell import sandbox_status
+    from mofaclaw.config import paths
+    from mofaclaw.errors import ConfigError
+    from mofaclaw.providers.table import KNOWN_PROVIDERS, resolve_provider, split_model
+    from mofaclaw.runtime import default_model, provider_settings, tool_settings, workspace_of
+
+    cfg, path = load(config)
+    table = Table(title="mofaclaw status", show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("Config", f"{path} ({'exists' if path.exists() else 'not found: defaults in use'})")
+    table.add_row("Data dir", str(paths.mofaclaw_home()))
+    workspace = workspace_of(cfg)
+    table.add_row("Workspace", f"{workspace}{'' if workspace.exists() else ' (not created yet: mofaclaw onboard)'}")
+    model = default_model(cfg)
+    table.add_row("Model", model or "none (configure agents.defaults.model or install mofaclaw[local])")
+
+    configured = provider_settings(cfg)
+    names = list(configured)
+    if model:
+        try:
+            name, _ = split_model(model)
+            if name not in names:
+                names.append(name)
+        except ConfigError as exc:
+            table.add_row("Model error", str(exc))
+    for name in names:
+        try:
+            s = resolve_provider(name, configured)
+        except ConfigError as exc:
+            table.add_row(f"Provider {name}", f"[red]{exc}[/]")
+            continue
+        if s.kind == "local":
+            detail = f"local model ({s.model_path or 'bundled SmolLM2-135M'})"
+        elif s.api_key:
+            detail = f"key set · {s.api_base}"
+        elif s.needs_key:
+            detail = f"[yellow]no key[/] (set {s.key_env or f'providers.{name}.api_key'}) · {s.api_base}"
+        else:
+            detail = f"no key needed · {s.api_base}"
+        known = "" if name in KNOWN_PROVIDERS else " (custom)"
+        table.add_row(f"Provider {name}{known}", detail)
+
+    g = cfg.gateway
+    auth = f"{len(g.api_keys)} API key(s)" if g.api_keys else "no API keys (loopback only)"
+    table.add_row("Gateway", f"http://{g.host}:{g.port}/v1 · {auth}")
+    tools = tool_settings(cfg, workspace, ())
+    table.add_row("Exec sandbox", sandbox_status(tools) if cfg.tools.exec.enabled else "exec tool disabled")
+    table.add_row("Restrict to workspace", "yes" if cfg.tools.restrict_to_workspace else "[yellow]no[/]")
+    enabled = [name for name, c in cfg.channels.items() if c.enabled]
+    table.add_row("Channels", ", ".join(["api (gateway)", *enabled]))
+    table.add_row("Heartbeat", f"every {cfg.heartbeat.interval:g}s" if cfg.heartbeat.enabled else "off")
+    console.print(table)
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command()(status)

@@ -19,7 +19,7 @@ class AgentDefaults(Section):
     temperature: float = Field(0.7, ge=0, le=2)
     max_tool_iterations: int = Field(20, gt=0)
     history_window: int = Field(50, gt=0)
-    max_concurrent_turns: int = Field(64, gt=0)
+    max_concurrent_turns: int = Field(256, gt=0)
     subagent_max_iterations: int = Field(15, gt=0)
     timezone: str = ""  # IANA name for the system prompt; empty: the machine's
 
@@ -69,6 +69,7 @@ class WebConfig(Section):
     fetch_max_chars: int = Field(50_000, gt=0)
     max_redirects: int = Field(5, ge=0)
     allow_private_addresses: bool = False
+    allowed_networks: list[str] = []  # CIDRs web_fetch may reach although private, e.g. a home server
 
 
 class ToolsConfig(Section):

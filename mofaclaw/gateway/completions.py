@@ -129,7 +129,7 @@ class CompletionService:
                     return
                 elif message.kind == "error":
                     finished = True
-                    status, body = _error_of(message)
+                    _, body = _error_of(message)
                     yield event(body)
                     yield DONE
                     return
