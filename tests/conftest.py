@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from gateway_harness import GatewayProcess
 from upstream import ScriptedUpstream
 
 
@@ -35,3 +36,19 @@ def upstream(upstream_server: ScriptedUpstream) -> Iterator[ScriptedUpstream]:
     upstream_server.reset()
     yield upstream_server
     upstream_server.reset()  # let requests the test left hanging finish
+
+
+@pytest.fixture
+def start_gateway(mofaclaw_home: Path, upstream: ScriptedUpstream) -> Iterator[Callable[..., GatewayProcess]]:
+    """Start the real `mofaclaw gateway` against the scripted upstream; stopped (SIGINT) after the test."""
+    started: list[GatewayProcess] = []
+
+    def start(config: str = "", env: dict[str, str] | None = None, args: tuple[str, ...] = (),
+              upstream_url: str | None = upstream.base_url) -> GatewayProcess:
+        gateway = GatewayProcess(mofaclaw_home, upstream_url, config, env, args).start()
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        gateway.stop()

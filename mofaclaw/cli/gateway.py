@@ -44,8 +44,7 @@ def gateway(
         fail(str(exc), code=2)
     for warning in runtime.warnings:
         log.warning("%s", warning)
-    log.info("mofaclaw gateway on http://%s:%d/v1 (model %s, config %s)", settings.host, settings.port,
-             runtime.model or "none", path)
+    log.info("starting mofaclaw gateway (model %s, config %s)", runtime.model or "none", path)
     try:
         asyncio.run(serve_gateway(runtime, settings))
     except MofaclawError as exc:

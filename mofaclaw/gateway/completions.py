@@ -188,7 +188,6 @@ def _completion(request_id: str, model: str, message: OutboundMessage) -> dict[s
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "system_fingerprint": None,
         "choices": [{
             "index": 0,
             "message": {"role": "assistant", "content": message.content, "refusal": None},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import socket
 from collections.abc import Iterator
 
@@ -11,6 +12,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from mofaclaw.errors import MofaclawError
+
+log = logging.getLogger(__name__)
 
 
 class GatewayServer(uvicorn.Server):
@@ -20,6 +23,12 @@ class GatewayServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if sockets and self.started:
+            host, port = sockets[0].getsockname()[:2]
+            log.info("gateway ready on http://%s:%d/v1", host, port)
 
     def request_stop(self) -> None:
         if self.should_exit:

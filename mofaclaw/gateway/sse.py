@@ -18,7 +18,7 @@ class ChunkWriter:
 
     def __init__(self, completion_id: str, created: int, model: str, include_usage: bool) -> None:
         self.base = {"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                     "model": model, "system_fingerprint": None}
+                     "model": model}
         self.include_usage = include_usage
 
     def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
