@@ -38,7 +38,7 @@ def load(path: Path | None, overrides: dict[str, Any] | None = None) -> tuple[Co
 
 def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
     # A plain handler: the gateway logs a line per request, and rich's handler costs far more per line.
-    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "uvicorn.access", "asyncio"):
