@@ -30,6 +30,7 @@ class Harness:
     workspace: Path
     by_request: defaultdict[str, asyncio.Queue[OutboundMessage]] = field(
         default_factory=lambda: defaultdict(asyncio.Queue))
+    everything: asyncio.Queue[OutboundMessage] = field(default_factory=asyncio.Queue)
 
     async def route(self) -> None:
         """Sort the test channel's outbound messages by request, as a channel would."""
@@ -37,6 +38,7 @@ class Harness:
         while True:
             out = await queue.get()
             await self.by_request[out.request_id or ""].put(out)
+            await self.everything.put(out)
 
     async def send(self, content: str, chat_id: str = "c1", **kwargs: object) -> InboundMessage:
         message = InboundMessage("test", "u1", chat_id, content, **kwargs)  # type: ignore[arg-type]
