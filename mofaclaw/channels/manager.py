@@ -27,6 +27,9 @@ class ChannelManager:
         self.restart_initial = restart_initial
         self.restart_max = restart_max
         self.restarts: dict[str, int] = dict.fromkeys(self.channels, 0)
+        # Subscribed now, not when the tasks start, so nothing published in between is lost.
+        self._queues = {name: bus.subscribe(name) for name in self.channels}
+        self._unrouted = bus.subscribe(UNROUTED)
 
     async def run(self) -> None:
         """Run every channel and its outbound dispatcher until cancelled."""
@@ -53,7 +56,7 @@ class ChannelManager:
             delay = min(delay * 2, self.restart_max)
 
     async def _dispatch(self, channel: Channel) -> None:
-        queue = self.bus.subscribe(channel.name)
+        queue = self._queues[channel.name]
         streams = isinstance(channel, StreamingChannel)
         while True:
             message = await queue.get()
@@ -68,9 +71,8 @@ class ChannelManager:
                 log.exception("channel %s could not send a %s message", channel.name, message.kind)
 
     async def _drop_unrouted(self) -> None:
-        queue = self.bus.subscribe(UNROUTED)
         while True:
-            message: OutboundMessage = await queue.get()
+            message: OutboundMessage = await self._unrouted.get()
             if message.kind == "delta":
                 continue
             log.warning("no channel named %r: dropped a %s message for chat %s",
