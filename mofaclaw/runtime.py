@@ -212,8 +212,13 @@ async def serve_gateway(runtime: Runtime, settings: GatewaySettings, extra_chann
     channels = ChannelManager(runtime.bus, [api, *extra_channels])
     server = make_server(create_app(settings, runtime.bus, api))
     loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        api.shutdown()
+        server.request_stop()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, server.request_stop)
+        loop.add_signal_handler(sig, stop)
     try:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(runtime.agent.run(), name="agent")

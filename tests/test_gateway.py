@@ -243,3 +243,48 @@ def test_request_id_is_echoed_or_generated(start_gateway: StartGateway) -> None:
     generated = httpx.post(gw.url + "/chat/completions", json=body)
     assert len(generated.headers["x-request-id"]) >= 16
     assert "trace-123" in gw.output
+
+
+def test_keepalive_comments_during_silence(start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
+    gw = start_gateway("[gateway]\nkeepalive_interval = 0.2\n")
+    upstream.hang()
+    body = {"model": "mofaclaw", "messages": [{"role": "user", "content": "slow tool"}], "stream": True}
+    comments = 0
+    with httpx.stream("POST", gw.url + "/chat/completions", json=body, timeout=10) as response:
+        for line in response.iter_lines():
+            if line.startswith(": keep-alive"):
+                comments += 1
+                if comments == 2:
+                    upstream.release()
+            if line == "data: [DONE]":
+                break
+    assert comments >= 2
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_signals_stop_the_gateway_cleanly_with_streams_open(
+        start_gateway: StartGateway, upstream: ScriptedUpstream, sig: str) -> None:
+    import signal
+    import threading
+
+    gw = start_gateway()
+    upstream.hang(after_chunks=1)
+    body = {"model": "mofaclaw", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    opened = threading.Event()
+
+    def hold_stream() -> None:
+        try:
+            with httpx.stream("POST", gw.url + "/chat/completions", json=body, timeout=20) as response:
+                for _ in response.iter_lines():
+                    opened.set()
+        except httpx.HTTPError:
+            pass
+
+    client = threading.Thread(target=hold_stream, daemon=True)
+    client.start()
+    assert opened.wait(10)
+    assert gw.proc is not None
+    gw.proc.send_signal(getattr(signal, sig))
+    assert gw.proc.wait(15) == 0
+    client.join(10)
+    assert "gateway stopped" in gw.output and "Traceback" not in gw.output

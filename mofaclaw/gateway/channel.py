@@ -30,6 +30,12 @@ class ApiChannel:
     def open_requests(self) -> int:
         return len(self._pending)
 
+    def shutdown(self) -> None:
+        """End every open request now (503 / an in-band error), so the server can stop promptly."""
+        for request_id, queue in list(self._pending.items()):
+            queue.put_nowait(OutboundMessage(self.name, "", "The gateway is shutting down; try again shortly.",
+                                             kind="error", request_id=request_id, error_code="shutting_down"))
+
     async def start(self) -> None:
         await asyncio.Event().wait()  # the HTTP server is run by the gateway; nothing to poll here
 

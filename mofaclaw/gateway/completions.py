@@ -203,6 +203,8 @@ def _error_of(message: OutboundMessage) -> tuple[int, dict[str, Any]]:
         return 502, error_body(message.content, "server_error", None, "upstream_error")
     if message.error_code == "provider_timeout":
         return 504, error_body(message.content, "server_error", None, "upstream_timeout")
+    if message.error_code == "shutting_down":
+        return 503, error_body(message.content, "server_error", None, "shutting_down")
     return 500, error_body(message.content, "server_error", None, message.error_code)
 
 
