@@ -288,3 +288,30 @@ def test_signals_stop_the_gateway_cleanly_with_streams_open(
     assert gw.proc.wait(15) == 0
     client.join(10)
     assert "gateway stopped" in gw.output and "Traceback" not in gw.output
+
+
+def test_killed_mid_turn_keeps_earlier_turns_and_no_partial_one(
+        start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
+    gw = start_gateway()
+    client = openai.OpenAI(base_url=gw.url, api_key="unused", max_retries=0)
+    for text in ("one", "two"):
+        client.chat.completions.create(model="mofaclaw", messages=[{"role": "user", "content": text}],
+                                       extra_body={"conversation_id": "crash"})
+    upstream.tool_calls([("list_dir", {"path": "."})])
+    upstream.hang(after_chunks=2)  # the second step of the turn streams a little, then hangs
+    body = {"model": "mofaclaw", "messages": [{"role": "user", "content": "three"}], "stream": True,
+            "conversation_id": "crash"}
+    with httpx.stream("POST", gw.url + "/chat/completions", json=body, timeout=20) as response:
+        for line in response.iter_lines():
+            if '"content":"echo' in line:
+                break  # the turn is mid-way: a tool ran, the answer is streaming
+        assert gw.proc is not None
+        gw.proc.kill()  # SIGKILL: no chance to clean up
+        gw.proc.wait(10)
+    gw2 = start_gateway()
+    client2 = openai.OpenAI(base_url=gw2.url, api_key="unused")
+    client2.chat.completions.create(model="mofaclaw", messages=[{"role": "user", "content": "four"}],
+                                    extra_body={"conversation_id": "crash"})
+    sent = [(m["role"], m["content"]) for m in upstream.requests[-1]["messages"][1:]]
+    assert sent == [("user", "one"), ("assistant", "echo: one"), ("user", "two"), ("assistant", "echo: two"),
+                    ("user", "four")]
