@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mofaclaw.agent.context import ContextBuilder
 from mofaclaw.agent.loop import AgentLoop, LoopSettings
@@ -36,6 +37,10 @@ from mofaclaw.providers.table import (
     split_model,
 )
 from mofaclaw.providers.types import ChatRequest, GenerationOptions, LLMProvider, StreamEvent
+from mofaclaw.services.cron import CronService
+from mofaclaw.services.cron_store import CronStore
+from mofaclaw.services.cron_tool import CronTool
+from mofaclaw.services.heartbeat import HeartbeatService, HeartbeatSettings
 from mofaclaw.session.sqlite import SQLiteSessionStore
 
 log = logging.getLogger(__name__)
@@ -68,6 +73,8 @@ class Runtime:
     agent: AgentLoop
     subagents: SubagentManager
     tool_settings: ToolSettings
+    cron: CronService
+    heartbeat: HeartbeatService
     warnings: list[str] = field(default_factory=list)
 
     async def aclose(self) -> None:
@@ -192,13 +199,20 @@ def build_runtime(config: Config) -> Runtime:
     )
     runner = TurnRunner(provider, registry, turn)
     subagents = SubagentManager(provider, runner, bus, workspace, defaults.subagent_max_iterations)
+    cron_store = CronStore(paths.cron_store())
     if registry.names:
         registry.register(SpawnTool(subagents))
+        # late-bound: the service that wakes on new jobs is built below, around the agent
+        registry.register(CronTool(cron_store, wake=lambda: cron.wake(), default_tz=defaults.timezone))
     context = ContextBuilder(workspace, SkillsLoader(workspace), defaults.timezone)
     memory = MemoryConsolidator(provider, model_id, store, workspace)
     agent = AgentLoop(bus, runner, store, context, memory,
                       LoopSettings(defaults.history_window, defaults.max_concurrent_turns))
-    return Runtime(config, model, settings, bus, store, provider, agent, subagents, tools_cfg, warnings)
+    cron = CronService(cron_store, agent.ask, bus, grace_seconds=config.cron.grace_seconds)
+    heartbeat = HeartbeatService(workspace, agent.ask, bus, HeartbeatSettings(
+        config.heartbeat.interval, config.heartbeat.channel, config.heartbeat.to))
+    return Runtime(config, model, settings, bus, store, provider, agent, subagents, tools_cfg, cron, heartbeat,
+                   warnings)
 
 
 async def serve_gateway(runtime: Runtime, settings: GatewaySettings, extra_channels: Sequence[Channel] = ()) -> None:
@@ -236,9 +250,14 @@ async def serve_gateway(runtime: Runtime, settings: GatewaySettings, extra_chann
         await runtime.aclose()
 
 
-def services(runtime: Runtime) -> list:
+def services(runtime: Runtime) -> list[Coroutine[Any, Any, None]]:
     """The long-running services (cron, heartbeat) as coroutines for the gateway's TaskGroup."""
-    return []
+    enabled = []
+    if runtime.config.cron.enabled:
+        enabled.append(runtime.cron.run())
+    if runtime.config.heartbeat.enabled:
+        enabled.append(runtime.heartbeat.run())
+    return enabled
 
 
 class _Stopped(Exception):

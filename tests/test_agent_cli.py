@@ -58,7 +58,8 @@ def test_no_model_and_no_local_extra_says_how_to_configure(mofaclaw_home: Path) 
 
 
 def test_interactive_chat_on_a_pseudo_terminal(mofaclaw_home: Path, upstream: ScriptedUpstream) -> None:
-    env = {**os.environ, **_configure(mofaclaw_home, upstream), "COLUMNS": "100", "LINES": "40", "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}
+    env = {**os.environ, **_configure(mofaclaw_home, upstream), "COLUMNS": "100", "LINES": "40", "TERM": "xterm",
+           "PROMPT_TOOLKIT_NO_CPR": "1"}
     (mofaclaw_home / "workspace").mkdir(parents=True, exist_ok=True)
     (mofaclaw_home / "workspace" / "notes.md").write_text("buy milk")
     upstream.tool_calls([("read_file", {"path": "notes.md"})])

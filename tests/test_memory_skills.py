@@ -28,7 +28,8 @@ async def test_history_beyond_the_window_is_consolidated_into_memory(
         assert "live in Lyon and like tea" in history
         assert "- Likes tea" in (h.workspace / "memory" / "MEMORY.md").read_text()
         # the consolidation saw the messages that left the window, and the session was not rewritten
-        prompt = next(r for r in upstream.requests if "You maintain the long-term memory" in r["messages"][0]["content"])
+        marker = "You maintain the long-term memory"
+        prompt = next(r for r in upstream.requests if marker in r["messages"][0]["content"])
         assert "I live in Lyon" in prompt["messages"][0]["content"]
         assert len(await h.store.messages("test:c1")) == 6
         assert await h.store.unconsolidated("test:c1", keep=4) == []  # nothing is consolidated twice

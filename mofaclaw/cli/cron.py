@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 
@@ -13,9 +14,12 @@ if TYPE_CHECKING:
     from mofaclaw.config.models import Config
     from mofaclaw.services.cron_store import CronJob, CronStore
 
-cron_app = typer.Typer(help="Scheduled jobs: list, add, remove, enable, run now.", no_args_is_help=True)
-
 # Heavy modules (croniter, the runtime) are imported inside the commands: `mofaclaw --help` stays fast.
+
+T = TypeVar("T")
+JobIdArgument = Annotated[str, typer.Argument(help="The job's id (see: mofaclaw cron list --all).")]
+
+cron_app = typer.Typer(help="Scheduled jobs: list, add, remove, enable, run now.", no_args_is_help=True)
 
 
 def _store() -> CronStore:
@@ -23,6 +27,16 @@ def _store() -> CronStore:
     from mofaclaw.services.cron_store import CronStore
 
     return CronStore(paths.cron_store())
+
+
+def _guarded(work: Callable[[], T]) -> T:
+    """`work` on the jobs file, with an unreadable file reported in one line."""
+    from mofaclaw.errors import MofaclawError
+
+    try:
+        return work()
+    except MofaclawError as exc:
+        fail(str(exc))
 
 
 def _zone_name(config: Config) -> str | None:
@@ -41,16 +55,20 @@ def _zone(config: Config) -> tzinfo | None:
 
 
 def _when(t: datetime | None, tz: tzinfo | None) -> str:
-    return t.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z") if t is not None else "-"
+    from mofaclaw.services.schedule import format_time
+
+    return format_time(t, tz) if t is not None else "-"
 
 
-def _jobs(store: CronStore) -> list[CronJob]:
-    from mofaclaw.errors import MofaclawError
+def _no_such_job(job_id: str) -> NoReturn:
+    fail(f"no cron job with id '{job_id}' (see: mofaclaw cron list --all)")
 
-    try:
-        return store.jobs()
-    except MofaclawError as exc:
-        fail(str(exc))
+
+def _last_status(job: CronJob, tz: tzinfo | None) -> str:
+    if not job.last_status:
+        return "-"
+    text = f"{job.last_status} {_when(job.last_run, tz)}" if job.last_run else job.last_status
+    return f"{text}: {job.last_error}" if job.last_error else text
 
 
 @cron_app.command("list")
@@ -63,7 +81,7 @@ def list_jobs(
 
     cfg, _ = load(config)
     tz = _zone(cfg)
-    jobs = _jobs(_store())
+    jobs = _guarded(_store().jobs)
     shown = [j for j in jobs if all_ or j.enabled]
     if not shown:
         hidden = len(jobs) - len(shown)
@@ -71,13 +89,8 @@ def list_jobs(
         return
     table = Table("ID", "Name", "Schedule", "Next run", "Last status")
     for job in shown:
-        last = "-"
-        if job.last_status:
-            last = f"{job.last_status} {_when(job.last_run, tz)}" if job.last_run else job.last_status
-            if job.last_error:
-                last += f": {job.last_error}"
         next_run = _when(job.next_run, tz) if job.enabled else "disabled"
-        table.add_row(job.id, job.name, job.schedule.describe(), next_run, last)
+        table.add_row(job.id, job.name, job.schedule.describe(tz), next_run, _last_status(job, tz))
     console.print(table)
 
 
@@ -107,7 +120,6 @@ def add(
         fail("give exactly one of --at, --every or --cron", 2)
     if tz and every is not None:
         fail("--tz applies only to --at and --cron", 2)
-    store = _store()
     now = datetime.now(UTC)
     try:
         schedule = parse_schedule(
@@ -120,35 +132,39 @@ def add(
     except ScheduleError as exc:
         fail(str(exc), 2)
     job = new_job(name, message, schedule, now, channel=channel, to=to)
-    store.add(job)
+    store = _store()
+    _guarded(lambda: store.add(job))
+    shown_tz = _zone(cfg)
     console.print(
-        f"Added job {job.id} '{job.name}': {schedule.describe()}; next run {_when(job.next_run, _zone(cfg))}",
+        f"Added job {job.id} '{job.name}': {schedule.describe(shown_tz)}; next run {_when(job.next_run, shown_tz)}",
         highlight=False,
         soft_wrap=True,
     )
 
 
 @cron_app.command("remove")
-def remove(job_id: Annotated[str, typer.Argument(help="The job's id.")], config: ConfigOption = None) -> None:
+def remove(job_id: JobIdArgument, config: ConfigOption = None) -> None:
     """Delete a job."""
     load(config)
-    if not _store().remove(job_id):
-        fail(f"no cron job with id '{job_id}' (see: mofaclaw cron list --all)")
+    store = _store()
+    if not _guarded(lambda: store.remove(job_id)):
+        _no_such_job(job_id)
     console.print(f"Removed job {job_id}.", highlight=False)
 
 
 @cron_app.command("enable")
 def enable(
-    job_id: Annotated[str, typer.Argument(help="The job's id.")],
+    job_id: JobIdArgument,
     disable: Annotated[bool, typer.Option("--disable", help="Disable the job instead.")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Enable a job (re-armed from now), or disable it with --disable."""
     cfg, _ = load(config)
-    job = _store().set_enabled(job_id, not disable, datetime.now(UTC))
+    store = _store()
+    job = _guarded(lambda: store.set_enabled(job_id, not disable, datetime.now(UTC)))
     if job is None:
-        fail(f"no cron job with id '{job_id}' (see: mofaclaw cron list --all)")
-    if disable:
+        _no_such_job(job_id)
+    elif disable:
         console.print(f"Disabled job {job_id}.", highlight=False)
     elif job.next_run is None:
         console.print(f"Enabled job {job_id}, but its time has passed: it will not run again.", highlight=False)
@@ -157,12 +173,8 @@ def enable(
 
 
 @cron_app.command("run")
-def run(
-    job_id: Annotated[str, typer.Argument(help="The job's id.")],
-    config: ConfigOption = None,
-    verbose: VerboseOption = False,
-) -> None:
-    """Run a job once, now, and print its answer (its schedule is left as it is)."""
+def run(job_id: JobIdArgument, config: ConfigOption = None, verbose: VerboseOption = False) -> None:
+    """Run a job once, now, and print its answer (its schedule stays as it is)."""
     cfg, _ = load(config)
     setup_logging(verbose, quiet=not verbose)
 
@@ -173,9 +185,9 @@ def run(
     from mofaclaw.services.cron import job_message, record_run
 
     store = _store()
-    job = next((j for j in _jobs(store) if j.id == job_id), None)
+    job = _guarded(lambda: store.get(job_id))
     if job is None:
-        fail(f"no cron job with id '{job_id}' (see: mofaclaw cron list --all)")
+        _no_such_job(job_id)
     started = datetime.now(UTC)
     error: str | None = None
     try:
@@ -184,7 +196,7 @@ def run(
         fail(str(exc), 2)
     except MofaclawError as exc:
         error = str(exc) or type(exc).__name__
-    store.update(job_id, lambda j: record_run(j, started, error))
+    _guarded(lambda: store.update(job_id, lambda j: record_run(j, started, error)))
     if error is not None:
         fail(f"job {job_id} failed: {error}")
     console.print(answer, highlight=False, markup=False)
