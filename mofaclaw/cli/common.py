@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 
-from mofaclaw.config.loader import load_config
-from mofaclaw.config.models import Config
 from mofaclaw.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mofaclaw.config.models import Config
 
 ConfigOption = Annotated[
     Path | None,
@@ -30,6 +31,9 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def load(path: Path | None, overrides: dict[str, Any] | None = None) -> tuple[Config, Path]:
+    # Imported here: pydantic-settings costs a third of start-up, and `--help` never needs it.
+    from mofaclaw.config.loader import load_config
+
     try:
         return load_config(path, overrides)
     except ConfigError as exc:
