@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from pathlib import Path
 
 from gateway_harness import GatewayProcess
@@ -16,8 +15,7 @@ StartGateway = Callable[..., GatewayProcess]
 def test_cli_job_reaches_the_running_gateway(start_gateway: StartGateway, upstream: ScriptedUpstream,
                                              mofaclaw_home: Path) -> None:
     gw = start_gateway("[heartbeat]\nenabled = false\n")
-    when = (datetime.now().astimezone() + timedelta(seconds=1)).isoformat(timespec="seconds")
-    added = mofaclaw("cron", "add", "--name", "tea", "--message", "Remind me to drink tea", "--at", when,
+    added = mofaclaw("cron", "add", "--name", "tea", "--message", "Remind me to drink tea", "--every", "2",
                      env={"MOFACLAW_HOME": str(mofaclaw_home)})
     assert added.returncode == 0, added.stderr
     upstream.wait_until_sync(lambda: upstream.request_count >= 1, timeout=15, what="the cron turn")
