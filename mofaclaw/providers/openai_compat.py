@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import openai
+from openai.types.chat import ChatCompletionChunk
 
 from mofaclaw.errors import ProviderError, ProviderTimeout
 from mofaclaw.providers.table import ProviderSettings
@@ -58,9 +59,14 @@ class OpenAICompatProvider:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         client = self._get_client()
-        kwargs = _request_kwargs(request)
+        body = _request_body(request)
         try:
-            response = await client.chat.completions.create(**kwargs)
+            # client.post rather than chat.completions.create: create() first walks the whole body
+            # through the SDK's TypedDict transform, which costs more than the HTTP call itself for a
+            # prompt with tool schemas (measured 5.5 ms -> 2.4 ms per call). Retries, errors and
+            # the SSE parsing are the SDK's either way.
+            response = await client.post("/chat/completions", body=body, cast_to=ChatCompletionChunk,
+                                         stream=True, stream_cls=openai.AsyncStream[ChatCompletionChunk])
             async with response:
                 async for event in _events(response):
                     yield event
@@ -81,7 +87,7 @@ class OpenAICompatProvider:
             raise ProviderError(f"provider '{self.settings.name}' failed: {exc.message}") from None
 
 
-def _request_kwargs(request: ChatRequest) -> dict[str, Any]:
+def _request_body(request: ChatRequest) -> dict[str, Any]:
     opts = request.options
     kwargs: dict[str, Any] = {
         "model": request.model,
