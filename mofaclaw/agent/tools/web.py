@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
-import trafilatura
 
 from mofaclaw.agent.tools.base import ToolContext
 from mofaclaw.agent.tools.netguard import AddressPolicy, resolve_allowed
@@ -173,6 +172,9 @@ def _codec(charset: str | None) -> str:
 
 
 def _html_to_text(html: str | bytes, url: str, mode: ExtractMode) -> str:
+    # Imported on first use: trafilatura and lxml add ~28 MB to a gateway that may never fetch a page.
+    import trafilatura
+
     extracted = trafilatura.extract(
         html,
         url=url,
