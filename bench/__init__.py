@@ -1,0 +1,1 @@
+"""Benchmarks of mofaclaw: `python -m bench NAME`; see bench/README.md."""
