@@ -89,3 +89,14 @@ async def test_bootstrap_files_and_context_reach_the_system_prompt(upstream: Scr
         system = upstream.requests[0]["messages"][0]["content"]
         assert "The user is called Ada." in system and "Be brief." in system
         assert "Channel: test, chat: room-7" in system and str(h.workspace) in system
+
+
+async def test_system_prompt_changes_only_at_its_end(upstream: ScriptedUpstream, tmp_path: Path) -> None:
+    """Two chats share the prompt's beginning, so providers (and the local model) can reuse its cache."""
+    async with running_agent(upstream.base_url, tmp_path) as h:
+        await h.collect((await h.send("hi", chat_id="one")).request_id)
+        await h.collect((await h.send("hi", chat_id="two")).request_id)
+        first, second = (r["messages"][0]["content"] for r in upstream.requests)
+        stable, _, now = first.rpartition("# Now")
+        assert second.startswith(stable) and "Channel: test, chat: one" in now
+        assert "## Skill: memory" in stable and "Date and time" not in stable

@@ -44,16 +44,10 @@ class ContextBuilder:
         self._files = _FileCache()
 
     def system_prompt(self, channel: str, chat_id: str, instructions: str = "") -> str:
-        now = datetime.now(self._tz).astimezone(self._tz)
-        parts = [
-            Template(prompt("system")).safe_substitute(
-                now=now.strftime("%Y-%m-%d %H:%M (%A)"),
-                timezone=now.tzname() or "local",
-                workspace=str(self.workspace),
-                channel=channel,
-                chat_id=chat_id,
-            )
-        ]
+        # What changes from turn to turn (the time, the chat) comes last: a prompt whose beginning
+        # repeats lets the provider, or the local model, reuse its cached prefix instead of reading
+        # the whole prompt again (measured on the local model: first token 1 s -> 14 ms).
+        parts = [Template(prompt("system")).safe_substitute(workspace=str(self.workspace))]
         for name in BOOTSTRAP_FILES:
             text = self._files.read(self.workspace / name)
             if text and text.strip():
@@ -65,6 +59,11 @@ class ContextBuilder:
             parts.append(skills)
         if instructions.strip():
             parts.append(f"# Instructions from the client for this conversation\n\n{instructions.strip()}")
+        now = datetime.now(self._tz).astimezone(self._tz)
+        parts.append(Template(prompt("now")).safe_substitute(
+            now=now.strftime("%Y-%m-%d %H:%M (%A)"), timezone=now.tzname() or "local",
+            channel=channel, chat_id=chat_id,
+        ).strip())
         return "\n\n---\n\n".join(parts)
 
     def build(

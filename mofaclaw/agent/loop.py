@@ -121,7 +121,7 @@ class AgentLoop:
         async def on_tool(call: ToolCall) -> None:
             await self.bus.publish_outbound(_reply(message, describe_call(call), kind="progress"))
 
-        if publish:
+        if publish and message.live_updates:
             result = await self.runner.run(messages, ctx, message.options, on_delta, on_tool)
         else:
             result = await self.runner.run(messages, ctx, message.options)

@@ -40,6 +40,9 @@ class InboundMessage:
     instructions: str = ""
     options: GenerationOptions = field(default_factory=GenerationOptions)
     kind: InboundKind = "message"
+    # False when nobody watches the turn as it runs (a non-streaming API request): the agent then
+    # sends only the final message, not a delta per token and a line per tool.
+    live_updates: bool = True
 
     @property
     def session_key(self) -> str:

@@ -70,10 +70,11 @@ class CompletionService:
         sender = request.client.host if request.client else "unknown"
         if conversation:
             return InboundMessage("api", sender, conversation, new_input(messages), request_id=request_id,
-                                  instructions=instructions, options=chat.options())
+                                  instructions=instructions, options=chat.options(), live_updates=chat.stream)
         history, content = stateless_turn(messages)
         return InboundMessage("api", sender, f"stateless-{request_id}", content, request_id=request_id,
-                              history=history, instructions=instructions, options=chat.options())
+                              history=history, instructions=instructions, options=chat.options(),
+                              live_updates=chat.stream)
 
     async def _complete(self, inbound: InboundMessage, queue: asyncio.Queue[OutboundMessage], model: str,
                         request: Request, headers: dict[str, str]) -> Response:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
@@ -20,6 +20,7 @@ from mofaclaw.providers.types import (
     TextDelta,
     ToolCall,
     ToolCallReady,
+    ToolSpec,
     Usage,
     UsageReport,
 )
@@ -35,6 +36,8 @@ class OpenAICompatProvider:
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
         self._client: openai.AsyncOpenAI | None = None
+        # The wire form of the last tool list seen: the agent sends the same tuple every call.
+        self._tools_cache: tuple[Sequence[ToolSpec], list[dict[str, Any]]] | None = None
 
     def _get_client(self) -> openai.AsyncOpenAI:
         if self._client is None:
@@ -53,13 +56,20 @@ class OpenAICompatProvider:
             )
         return self._client
 
+    def _wire_tools(self, tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
+        if self._tools_cache is None or self._tools_cache[0] is not tools:
+            wire = [{"type": "function", "function": {"name": t.name, "description": t.description,
+                                                      "parameters": t.parameters}} for t in tools]
+            self._tools_cache = (tools, wire)
+        return self._tools_cache[1]
+
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.close()
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         client = self._get_client()
-        body = _request_body(request)
+        body = _request_body(request, self._wire_tools(request.tools))
         try:
             # client.post rather than chat.completions.create: create() first walks the whole body
             # through the SDK's TypedDict transform, which costs more than the HTTP call itself for a
@@ -87,7 +97,7 @@ class OpenAICompatProvider:
             raise ProviderError(f"provider '{self.settings.name}' failed: {exc.message}") from None
 
 
-def _request_body(request: ChatRequest) -> dict[str, Any]:
+def _request_body(request: ChatRequest, tools: list[dict[str, Any]]) -> dict[str, Any]:
     opts = request.options
     kwargs: dict[str, Any] = {
         "model": request.model,
@@ -95,12 +105,8 @@ def _request_body(request: ChatRequest) -> dict[str, Any]:
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    if request.tools:
-        kwargs["tools"] = [
-            {"type": "function", "function": {"name": t.name, "description": t.description,
-                                              "parameters": dict(t.parameters)}}
-            for t in request.tools
-        ]
+    if tools:
+        kwargs["tools"] = tools
     if opts.temperature is not None:
         kwargs["temperature"] = opts.temperature
     if opts.top_p is not None:

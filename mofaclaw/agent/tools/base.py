@@ -40,12 +40,14 @@ class ToolRegistry:
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
         self._validators: dict[str, jsonschema.protocols.Validator] = {}
+        self._specs: tuple[ToolSpec, ...] | None = None
         for tool in tools:
             self.register(tool)
 
     def register(self, tool: Tool) -> None:
         self._tools[tool.name] = tool
         self._validators[tool.name] = jsonschema.Draft202012Validator(dict(tool.parameters))
+        self._specs = None
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
@@ -54,8 +56,11 @@ class ToolRegistry:
     def names(self) -> list[str]:
         return list(self._tools)
 
-    def specs(self) -> list[ToolSpec]:
-        return [ToolSpec(t.name, t.description, t.parameters) for t in self._tools.values()]
+    def specs(self) -> tuple[ToolSpec, ...]:
+        """The same tuple on every call until a tool is registered: providers may cache its wire form."""
+        if self._specs is None:
+            self._specs = tuple(ToolSpec(t.name, t.description, t.parameters) for t in self._tools.values())
+        return self._specs
 
     def without(self, *names: str) -> ToolRegistry:
         return ToolRegistry(t for n, t in self._tools.items() if n not in names)
