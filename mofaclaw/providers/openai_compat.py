@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 import openai
-from openai.types.chat import ChatCompletionChunk
 
 from mofaclaw.errors import ProviderError, ProviderTimeout
 from mofaclaw.providers.table import ProviderSettings
@@ -73,10 +72,11 @@ class OpenAICompatProvider:
         try:
             # client.post rather than chat.completions.create: create() first walks the whole body
             # through the SDK's TypedDict transform, which costs more than the HTTP call itself for a
-            # prompt with tool schemas (measured 5.5 ms -> 2.4 ms per call). Retries, errors and
-            # the SSE parsing are the SDK's either way.
-            response = await client.post("/chat/completions", body=body, cast_to=ChatCompletionChunk,
-                                         stream=True, stream_cls=openai.AsyncStream[ChatCompletionChunk])
+            # prompt with tool schemas (measured 5.5 ms -> 2.4 ms per call). And chunks come as plain
+            # JSON (cast_to=object) instead of a pydantic model built per chunk. Retries, errors and
+            # the SSE framing are the SDK's either way.
+            response = await client.post("/chat/completions", body=body, cast_to=object,
+                                         stream=True, stream_cls=openai.AsyncStream[object])
             async with response:
                 async for event in _events(response):
                     yield event
@@ -133,26 +133,26 @@ def _wire_message(message: ChatMessage) -> dict[str, Any]:
 
 
 async def _events(response: Any) -> AsyncIterator[StreamEvent]:
-    """Chunks -> events; tool-call fragments are assembled by index and released at the end."""
+    """Chunks (plain JSON objects) -> events; tool-call fragments are assembled by index and released
+    at the end. Upstreams differ in what they leave out or send as null, hence the `or` defaults."""
     fragments: dict[int, dict[str, str]] = {}
     finish_reason: str | None = None
     async for chunk in response:
-        if chunk.usage is not None:
-            yield UsageReport(Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0))
-        for choice in chunk.choices:
-            delta = choice.delta
-            if delta is not None:
-                if delta.content:
-                    yield TextDelta(delta.content)
-                for frag in delta.tool_calls or ():
-                    slot = fragments.setdefault(frag.index, {"id": "", "name": "", "arguments": ""})
-                    if frag.id:
-                        slot["id"] = frag.id
-                    if frag.function is not None:
-                        slot["name"] += frag.function.name or ""
-                        slot["arguments"] += frag.function.arguments or ""
-            if choice.finish_reason:
-                finish_reason = choice.finish_reason
+        if not isinstance(chunk, dict):
+            continue
+        if usage := chunk.get("usage"):
+            yield UsageReport(Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0))
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            if content := delta.get("content"):
+                yield TextDelta(content)
+            for frag in delta.get("tool_calls") or ():
+                slot = fragments.setdefault(frag.get("index", 0), {"id": "", "name": "", "arguments": ""})
+                slot["id"] = frag.get("id") or slot["id"]
+                function = frag.get("function") or {}
+                slot["name"] += function.get("name") or ""
+                slot["arguments"] += function.get("arguments") or ""
+            finish_reason = choice.get("finish_reason") or finish_reason
     for index in sorted(fragments):
         slot = fragments[index]
         yield ToolCallReady(ToolCall(slot["id"] or f"call_{index}", slot["name"], slot["arguments"]))
