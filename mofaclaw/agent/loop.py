@@ -65,11 +65,16 @@ class AgentLoop:
                     self._running[message.request_id] = task
                     task.add_done_callback(lambda _, rid=message.request_id: self._running.pop(rid, None))
         finally:
-            await self.drain()
+            # Stopping: do not hold shutdown for a consolidation's LLM call (its file writes are
+            # atomic, so a cancelled one leaves the old memory intact).
+            await self.drain(cancel=True)
 
-    async def drain(self) -> None:
-        """Wait for background work (memory consolidation) so its errors surface and files are whole."""
+    async def drain(self, cancel: bool = False) -> None:
+        """Wait for background work (memory consolidation), or cancel it, so no task is left behind."""
         while self._background:
+            if cancel:
+                for task in self._background:
+                    task.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)
 
     async def ask(self, message: InboundMessage) -> str:
