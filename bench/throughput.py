@@ -5,20 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from bench.context import Context
-from bench.load import Target, closed_loop
-from bench.servers import Fleet, start_gateway, start_nanobot, start_relay, start_upstream
+from bench.lineup import side_by_side
+from bench.load import closed_loop
+from bench.servers import Fleet
 
 
 async def run(ctx: Context) -> dict[str, Any]:
     levels, warmup, duration = ctx.pick(((1, 16, 64, 256), 2.0, 8.0), ((1, 4), 0.2, 0.6))
     with Fleet(ctx.workdir) as fleet:
-        upstream = fleet.add(start_upstream(ctx.workdir))
-        relay = fleet.add(start_relay(ctx.workdir, upstream))
-        gateway = fleet.add(start_gateway(ctx.workdir, upstream, variant=ctx.variant))
-        targets = [Target("direct", upstream), Target("relay", relay), Target("gateway", gateway),
-                   Target("gateway-stateless", gateway, conversations=False)]
-        if ctx.nanobot:
-            targets.append(Target("nanobot", fleet.add(start_nanobot(ctx.workdir, upstream))))
+        upstream, targets = side_by_side(ctx, fleet)
         runs = []
         for concurrency in levels:
             for target in targets:
