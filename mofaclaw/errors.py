@@ -25,7 +25,3 @@ class ProviderTimeout(ProviderError):
 
 class ToolError(MofaclawError):
     """A tool could not do what it was asked; its message goes back to the model."""
-
-
-class TurnTimeout(MofaclawError):
-    """A turn took longer than its allowed time and was cancelled."""

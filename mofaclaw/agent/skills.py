@@ -116,6 +116,3 @@ class SkillsLoader:
             parts.append("## Other skills\nRead a skill's file with read_file before using it.\n\n"
                          + "\n".join(summary))
         return "# Skills\n\n" + "\n\n".join(parts)
-
-    def body_of(self, name: str) -> str | None:
-        return next((s.body for s in self.skills() if s.name == name), None)

@@ -38,7 +38,3 @@ class InMemoryBus:
     def subscribe(self, channel: str) -> asyncio.Queue[OutboundMessage]:
         """The queue of outbound messages for `channel` (the same queue on every call)."""
         return self._outbound.setdefault(channel, asyncio.Queue(self._maxsize))
-
-    @property
-    def inbound_size(self) -> int:
-        return self._inbound.qsize()
