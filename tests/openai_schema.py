@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import yaml
 
-SPEC = Path(__file__).resolve().parents[2] / "shared" / "reference" / "openai-openapi.yaml"
+# A trimmed copy of OpenAI's published OpenAPI description (MIT, see openai-schemas.LICENSE beside it),
+# made by reference/trim_openai_spec.py: the tests read nothing outside the repository.
+SPEC = Path(__file__).resolve().parent / "reference" / "openai-schemas.json"
 
 
 def _nullable_to_json_schema(node: Any) -> Any:
@@ -26,8 +28,7 @@ def _nullable_to_json_schema(node: Any) -> Any:
 
 @cache
 def _components() -> dict[str, Any]:
-    with SPEC.open("rb") as f:
-        spec = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    spec = json.loads(SPEC.read_text())
     components = _nullable_to_json_schema(spec["components"])
     # Streamed chunks carry "finish_reason": null until the last one (as OpenAI's own API does);
     # the description forgets to say it may be null.
