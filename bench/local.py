@@ -51,9 +51,10 @@ SYSTEM = "You are a helpful assistant. Request {tag}.\n" + " ".join(
 
 
 async def _provider(label: str, runs: int, max_tokens: int, system: str | None, vary: bool) -> dict[str, Any]:
+    from mofaclaw.providers.base import ChatRequest, TextDelta, UsageReport
     from mofaclaw.providers.local import LocalProvider
-    from mofaclaw.providers.table import ProviderSettings
-    from mofaclaw.providers.types import ChatMessage, ChatRequest, GenerationOptions, TextDelta, UsageReport
+    from mofaclaw.providers.settings import ProviderSettings
+    from mofaclaw.types import ChatMessage, GenerationOptions
 
     provider = LocalProvider(ProviderSettings(name="local", kind="local", needs_key=False))
     options = GenerationOptions(temperature=0.0, max_tokens=max_tokens)

@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("llama_cpp")
 
 from mofaclaw.errors import ProviderError
+from mofaclaw.providers.base import ChatRequest, Finish, StreamEvent, TextDelta, ToolCallReady, UsageReport
 from mofaclaw.providers.local import (
     EXTRA_HINT,
     LocalProvider,
@@ -20,18 +21,8 @@ from mofaclaw.providers.local import (
     bundled_model_path,
     local_model_available,
 )
-from mofaclaw.providers.table import ProviderSettings
-from mofaclaw.providers.types import (
-    ChatMessage,
-    ChatRequest,
-    Finish,
-    GenerationOptions,
-    StreamEvent,
-    TextDelta,
-    ToolCallReady,
-    ToolSpec,
-    UsageReport,
-)
+from mofaclaw.providers.settings import ProviderSettings
+from mofaclaw.types import ChatMessage, GenerationOptions, ToolSpec
 
 ESSAY = "Write a long essay about the history of the sea, with many chapters."
 

@@ -15,7 +15,7 @@ from mofaclaw.agent.tools.base import ToolContext, ToolRegistry
 from mofaclaw.agent.tools.sandbox import find_bwrap, probe_bwrap
 from mofaclaw.agent.tools.settings import ToolSettings
 from mofaclaw.agent.tools.shell import ExecTool, sandbox_status
-from mofaclaw.providers.types import ToolCall
+from mofaclaw.types import ToolCall
 
 CTX = ToolContext(channel="test", chat_id="c1", session_key="test:c1")
 

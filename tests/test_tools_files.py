@@ -10,7 +10,7 @@ import pytest
 from mofaclaw.agent.tools.base import ToolContext, ToolRegistry
 from mofaclaw.agent.tools.filesystem import EditFileTool, ListDirTool, ReadFileTool, WriteFileTool
 from mofaclaw.agent.tools.settings import ToolSettings
-from mofaclaw.providers.types import ToolCall
+from mofaclaw.types import ToolCall
 
 CTX = ToolContext(channel="test", chat_id="c1", session_key="test:c1")
 

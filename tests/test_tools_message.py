@@ -14,7 +14,7 @@ from mofaclaw.agent.tools.message import MessageTool
 from mofaclaw.agent.tools.settings import ToolSettings
 from mofaclaw.bus.events import OutboundMessage
 from mofaclaw.bus.memory import InMemoryBus
-from mofaclaw.providers.types import ToolCall
+from mofaclaw.types import ToolCall
 
 CTX = ToolContext(channel="telegram", chat_id="42", session_key="telegram:42", request_id="req-1")
 

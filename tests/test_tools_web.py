@@ -15,7 +15,7 @@ from mofaclaw.agent.tools.base import ToolContext, ToolRegistry
 from mofaclaw.agent.tools.settings import ToolSettings
 from mofaclaw.agent.tools.web import WebFetchTool
 from mofaclaw.agent.tools.websearch import BraveSearch, SearchResult, WebSearchTool
-from mofaclaw.providers.types import ToolCall
+from mofaclaw.types import ToolCall
 
 CTX = ToolContext(channel="test", chat_id="c1", session_key="test:c1")
 

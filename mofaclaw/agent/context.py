@@ -10,8 +10,8 @@ from string import Template
 from zoneinfo import ZoneInfo
 
 from mofaclaw.agent.skills import SkillsLoader
-from mofaclaw.providers.types import ChatMessage
 from mofaclaw.templates import prompt
+from mofaclaw.types import ChatMessage
 
 BOOTSTRAP_FILES = ("AGENTS.md", "SOUL.md", "USER.md", "TOOLS.md", "IDENTITY.md")
 

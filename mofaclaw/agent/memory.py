@@ -10,9 +10,10 @@ from datetime import datetime
 from pathlib import Path
 from string import Template
 
-from mofaclaw.providers.types import ChatMessage, ChatRequest, LLMProvider, TextDelta
+from mofaclaw.providers.base import ChatRequest, LLMProvider, TextDelta
 from mofaclaw.session.base import SessionStore, StoredMessage
 from mofaclaw.templates import prompt
+from mofaclaw.types import ChatMessage
 
 log = logging.getLogger(__name__)
 

@@ -8,19 +8,9 @@ from dataclasses import dataclass, field
 from string import Template
 
 from mofaclaw.agent.tools.base import ToolContext, ToolRegistry
-from mofaclaw.providers.types import (
-    ChatMessage,
-    ChatRequest,
-    Finish,
-    GenerationOptions,
-    LLMProvider,
-    TextDelta,
-    ToolCall,
-    ToolCallReady,
-    Usage,
-    UsageReport,
-)
+from mofaclaw.providers.base import ChatRequest, Finish, LLMProvider, TextDelta, ToolCallReady, UsageReport
 from mofaclaw.templates import prompt
+from mofaclaw.types import ChatMessage, GenerationOptions, ToolCall, Usage
 
 DeltaSink = Callable[[str], Awaitable[None]]
 ProgressSink = Callable[[ToolCall], Awaitable[None]]

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mofaclaw.gateway.errors import APIError
-from mofaclaw.providers.types import ChatMessage, GenerationOptions, ToolCall
+from mofaclaw.types import ChatMessage, GenerationOptions, ToolCall
 
 
 class _Lenient(BaseModel):

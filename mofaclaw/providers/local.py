@@ -18,18 +18,17 @@ from pathlib import Path
 from typing import Any
 
 from mofaclaw.errors import ProviderError
-from mofaclaw.providers.table import ProviderSettings
-from mofaclaw.providers.types import (
-    ChatMessage,
+from mofaclaw.providers.base import (
     ChatRequest,
     Finish,
     StreamEvent,
     TextDelta,
-    ToolCall,
     ToolCallReady,
-    Usage,
     UsageReport,
+    wire_message,
 )
+from mofaclaw.providers.settings import ProviderSettings
+from mofaclaw.types import ChatMessage, ToolCall, Usage
 
 log = logging.getLogger(__name__)
 
@@ -184,16 +183,11 @@ def _prompt_tokens(llama: Any, formatter: Any, job: _Job) -> list[int]:
 
 
 def _template_message(message: ChatMessage) -> dict[str, Any]:
-    """Hugging Face template conventions: content is a string, tool-call arguments a dict."""
-    out: dict[str, Any] = {"role": message.role, "content": message.content or ""}
-    if message.tool_calls:
-        out["tool_calls"] = [{"id": c.id, "type": "function",
-                              "function": {"name": c.name, "arguments": _arguments(c)}}
-                             for c in message.tool_calls]
-    if message.tool_call_id is not None:
-        out["tool_call_id"] = message.tool_call_id
-    if message.name is not None:
-        out["name"] = message.name
+    """The OpenAI form, with Hugging Face template conventions: content is a string, arguments a dict."""
+    out = wire_message(message)
+    out["content"] = message.content or ""
+    for wire, call in zip(out.get("tool_calls", ()), message.tool_calls, strict=True):
+        wire["function"]["arguments"] = _arguments(call)
     return out
 
 

@@ -10,19 +10,17 @@ import httpx
 import openai
 
 from mofaclaw.errors import ProviderError, ProviderTimeout
-from mofaclaw.providers.table import ProviderSettings
-from mofaclaw.providers.types import (
-    ChatMessage,
+from mofaclaw.providers.base import (
     ChatRequest,
     Finish,
     StreamEvent,
     TextDelta,
-    ToolCall,
     ToolCallReady,
-    ToolSpec,
-    Usage,
     UsageReport,
+    wire_message,
 )
+from mofaclaw.providers.settings import ProviderSettings
+from mofaclaw.types import ToolCall, ToolSpec, Usage
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +99,7 @@ def _request_body(request: ChatRequest, tools: list[dict[str, Any]]) -> dict[str
     opts = request.options
     kwargs: dict[str, Any] = {
         "model": request.model,
-        "messages": [_wire_message(m) for m in request.messages],
+        "messages": [wire_message(m) for m in request.messages],
         "stream": True,
         "stream_options": {"include_usage": True},
     }
@@ -116,20 +114,6 @@ def _request_body(request: ChatRequest, tools: list[dict[str, Any]]) -> dict[str
     if opts.stop:
         kwargs["stop"] = list(opts.stop)
     return kwargs
-
-
-def _wire_message(message: ChatMessage) -> dict[str, Any]:
-    wire: dict[str, Any] = {"role": message.role, "content": message.content}
-    if message.tool_calls:
-        wire["tool_calls"] = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in message.tool_calls
-        ]
-    if message.tool_call_id is not None:
-        wire["tool_call_id"] = message.tool_call_id
-    if message.name is not None and message.role == "tool":
-        wire["name"] = message.name
-    return wire
 
 
 async def _events(response: Any) -> AsyncIterator[StreamEvent]:

@@ -4,29 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from mofaclaw.errors import ConfigError
-from mofaclaw.providers.types import LLMProvider
-
-
-@dataclass(frozen=True, slots=True)
-class ProviderSettings:
-    """Plain settings for one provider, handed down from the config so providers never import it."""
-
-    name: str
-    kind: str = "openai"
-    api_key: str | None = None
-    api_base: str | None = None
-    extra_headers: Mapping[str, str] = field(default_factory=dict)
-    timeout: float = 120.0
-    max_retries: int = 3
-    key_env: str | None = None  # the variable to name when the key is missing
-    needs_key: bool = True
-    model_path: str | None = None
-    tool_capable: bool = False
-    context_size: int = 4096
-    threads: int = 0
+from mofaclaw.providers.base import LLMProvider
+from mofaclaw.providers.settings import ProviderSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from mofaclaw.providers.types import ChatMessage
+from mofaclaw.types import ChatMessage
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from mofaclaw.providers.types import ChatMessage, ToolCall
 from mofaclaw.session.base import SessionInfo, StoredMessage
 from mofaclaw.session.migrations import migrate
+from mofaclaw.types import ChatMessage, ToolCall
 
 T = TypeVar("T")
 

@@ -1,11 +1,11 @@
-"""The value types every provider speaks: messages, tool calls, usage, and the stream events."""
+"""The shared vocabulary of bus, agent, sessions, gateway and providers: messages, tool calls, usage, options."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -68,44 +68,3 @@ class ToolSpec:
     name: str
     description: str
     parameters: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class ChatRequest:
-    model: str
-    messages: Sequence[ChatMessage]
-    tools: Sequence[ToolSpec] = ()
-    options: GenerationOptions = field(default_factory=GenerationOptions)
-
-
-@dataclass(frozen=True, slots=True)
-class TextDelta:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCallReady:
-    """A tool call whose argument fragments have all arrived."""
-
-    call: ToolCall
-
-
-@dataclass(frozen=True, slots=True)
-class UsageReport:
-    usage: Usage
-
-
-@dataclass(frozen=True, slots=True)
-class Finish:
-    reason: str  # "stop", "length", "tool_calls", ...
-
-
-StreamEvent = TextDelta | ToolCallReady | UsageReport | Finish
-
-
-class LLMProvider(Protocol):
-    """Anything that can stream a chat completion. Non-streaming callers consume the same stream."""
-
-    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]: ...
-
-    async def aclose(self) -> None: ...
