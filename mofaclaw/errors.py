@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 
 class MofaclawError(Exception):
     """Base of every error mofaclaw raises on purpose."""
@@ -25,3 +27,35 @@ class ProviderTimeout(ProviderError):
 
 class ToolError(MofaclawError):
     """A tool could not do what it was asked; its message goes back to the model."""
+
+
+class TurnErrorCode(StrEnum):
+    """How a turn failed: the one enumeration that the agent produces and every consumer decodes."""
+
+    PROVIDER_ERROR = "provider_error"  # the LLM provider answered with an error
+    PROVIDER_TIMEOUT = "provider_timeout"  # the LLM provider did not answer in time
+    AGENT_ERROR = "agent_error"  # the agent refused or could not run the turn (a clear MofaclawError)
+    INTERNAL_ERROR = "internal_error"  # a bug: the details are in the log, not in the reply
+    SHUTTING_DOWN = "shutting_down"  # the process is stopping; the turn may be retried shortly
+
+
+class TurnFailed(MofaclawError):
+    """What awaiting a turn's reply raises when the turn failed; `code` says how."""
+
+    def __init__(self, message: str, code: TurnErrorCode, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+def turn_error_code(exc: BaseException) -> TurnErrorCode:
+    """The code a turn that raised `exc` ends with."""
+    if isinstance(exc, TurnFailed):
+        return exc.code
+    if isinstance(exc, ProviderTimeout):
+        return TurnErrorCode.PROVIDER_TIMEOUT
+    if isinstance(exc, ProviderError):
+        return TurnErrorCode.PROVIDER_ERROR
+    if isinstance(exc, MofaclawError):
+        return TurnErrorCode.AGENT_ERROR
+    return TurnErrorCode.INTERNAL_ERROR

@@ -16,9 +16,10 @@ from mofaclaw.agent.runner import TurnRunner
 from mofaclaw.agent.tools.base import ToolContext
 from mofaclaw.bus.base import MessageBus
 from mofaclaw.bus.events import InboundMessage, OutboundMessage
-from mofaclaw.errors import MofaclawError, ProviderError, ProviderTimeout
-from mofaclaw.providers.types import ChatMessage, ToolCall
+from mofaclaw.errors import MofaclawError, ProviderError, turn_error_code
 from mofaclaw.session.base import SessionStore
+from mofaclaw.tasks import TaskSet
+from mofaclaw.types import ChatMessage, ToolCall
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class AgentLoop:
         self._locks = KeyedLocks()
         self._slots = asyncio.Semaphore(settings.max_concurrent_turns)
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._background: set[asyncio.Task[None]] = set()
+        self._background = TaskSet()  # memory consolidation after a turn
 
     async def run(self) -> None:
         """Serve the bus until cancelled. Every turn is a task the loop keeps and awaits."""
@@ -71,11 +72,7 @@ class AgentLoop:
 
     async def drain(self, cancel: bool = False) -> None:
         """Wait for background work (memory consolidation), or cancel it, so no task is left behind."""
-        while self._background:
-            if cancel:
-                for task in self._background:
-                    task.cancel()
-            await asyncio.gather(*self._background, return_exceptions=True)
+        await self._background.wait(cancel=cancel)
 
     async def ask(self, message: InboundMessage) -> str:
         """Run one turn directly (cron, heartbeat, one-shot CLI): the answer, or a MofaclawError."""
@@ -149,15 +146,8 @@ class AgentLoop:
         return "Started a new conversation. The previous one is kept, and what matters is remembered."
 
     def _in_background(self, work: Coroutine[Any, Any, Any]) -> None:
-        async def guarded() -> None:
-            try:
-                await work
-            except Exception:  # task boundary: consolidation failing must not affect the chat
-                log.exception("background work failed")
-
-        task = asyncio.create_task(guarded())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        # A failed consolidation is logged by the TaskSet and does not affect the chat.
+        self._background.start(work, name="consolidation")
 
 
 def describe_call(call: ToolCall) -> str:
@@ -181,13 +171,6 @@ def _reply(message: InboundMessage, content: str, kind: Any = "message", **extra
 
 
 def _error(message: InboundMessage, exc: Exception) -> OutboundMessage:
-    if isinstance(exc, ProviderTimeout):
-        code, status = "provider_timeout", None
-    elif isinstance(exc, ProviderError):
-        code, status = "provider_error", exc.status
-    elif isinstance(exc, MofaclawError):
-        code, status = "agent_error", None
-    else:
-        code, status = "internal_error", None
+    status = exc.status if isinstance(exc, ProviderError) else None
     text = str(exc) if isinstance(exc, MofaclawError) else "internal error: the turn failed; see the logs"
-    return _reply(message, text, kind="error", error_code=code, status=status)
+    return _reply(message, text, kind="error", error_code=turn_error_code(exc), status=status)

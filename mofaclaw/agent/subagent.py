@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from dataclasses import replace
@@ -15,8 +14,10 @@ from mofaclaw.agent.tools.base import ToolContext, ToolRegistry
 from mofaclaw.bus.base import MessageBus
 from mofaclaw.bus.events import InboundMessage
 from mofaclaw.errors import MofaclawError
-from mofaclaw.providers.types import ChatMessage, LLMProvider
+from mofaclaw.providers.base import LLMProvider
+from mofaclaw.tasks import TaskSet
 from mofaclaw.templates import prompt
+from mofaclaw.types import ChatMessage
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class SubagentManager:
         self._provider = provider
         self._base_runner = runner
         self._max_iterations = max_iterations
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
 
     def _runner(self) -> TurnRunner:
         # Built when first needed: the main runner's registry is complete only after wiring.
@@ -41,19 +42,11 @@ class SubagentManager:
 
     def spawn(self, task: str, label: str, origin: ToolContext) -> str:
         task_id = uuid.uuid4().hex[:8]
-        job = asyncio.create_task(self._run(task_id, task, label, origin), name=f"subagent-{task_id}")
-        self._tasks.add(job)
-        job.add_done_callback(self._tasks.discard)
+        self._tasks.start(self._run(task_id, task, label, origin), name=f"subagent-{task_id}")
         return task_id
 
-    @property
-    def running(self) -> int:
-        return len(self._tasks)
-
     async def aclose(self) -> None:
-        for job in list(self._tasks):
-            job.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.wait(cancel=True)
 
     async def _run(self, task_id: str, task: str, label: str, origin: ToolContext) -> None:
         system = Template(prompt("subagent")).safe_substitute(task=task, workspace=str(self.workspace))

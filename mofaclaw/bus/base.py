@@ -6,6 +6,9 @@ from typing import Protocol
 
 from mofaclaw.bus.events import InboundMessage, OutboundMessage
 
+# The catch-all subscription: outbound messages for a channel nobody subscribed to go there.
+UNROUTED = "*"
+
 
 class MessageBus(Protocol):
     async def publish_inbound(self, message: InboundMessage) -> None: ...

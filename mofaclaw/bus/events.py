@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mofaclaw.providers.types import ChatMessage, GenerationOptions, Usage
+from mofaclaw.errors import TurnErrorCode
+from mofaclaw.types import ChatMessage, GenerationOptions, Usage
 
 InboundKind = Literal["message", "cancel"]
 OutboundKind = Literal["message", "delta", "error", "progress"]
@@ -60,7 +61,7 @@ class OutboundMessage:
     - "delta": a piece of the answer as the model speaks (channels that cannot stream ignore it)
     - "progress": a one-line note about a tool being run
     - "message": the final answer of a turn (with the turn's usage), or a message sent by a tool
-    - "error": the turn failed; `error_code` says how ("provider_error", "timeout", ...)
+    - "error": the turn failed; `error_code` says how
     """
 
     channel: str
@@ -70,6 +71,6 @@ class OutboundMessage:
     request_id: str | None = None
     usage: Usage | None = None
     finish_reason: str | None = None
-    error_code: str | None = None
+    error_code: TurnErrorCode | None = None
     status: int | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)

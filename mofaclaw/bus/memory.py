@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from mofaclaw.bus.base import UNROUTED
 from mofaclaw.bus.events import InboundMessage, OutboundMessage
 
 log = logging.getLogger(__name__)
-
-UNROUTED = "*"
 
 
 class InMemoryBus:

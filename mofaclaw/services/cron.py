@@ -10,7 +10,7 @@ from pathlib import Path
 
 from mofaclaw.bus.base import MessageBus
 from mofaclaw.bus.events import InboundMessage, OutboundMessage
-from mofaclaw.errors import MofaclawError
+from mofaclaw.errors import MofaclawError, TurnErrorCode, turn_error_code
 from mofaclaw.services.clock import Clock, SystemClock
 from mofaclaw.services.cron_store import CronJob, CronStore, JobStatus
 from mofaclaw.services.schedule import format_time
@@ -107,11 +107,12 @@ class CronService:
     async def _run_job(self, job: CronJob) -> None:
         started = self._clock.now()
         error: str | None = None
+        code = TurnErrorCode.INTERNAL_ERROR
         answer = ""
         try:
             answer = await self._turn(job_message(job))
         except MofaclawError as exc:
-            error = str(exc) or type(exc).__name__
+            error, code = str(exc) or type(exc).__name__, turn_error_code(exc)
         except Exception as exc:  # a failing job must not stop the timer or the other jobs
             log.exception("cron job %s crashed", job.id)
             error = f"{type(exc).__name__}: {exc}"
@@ -127,11 +128,11 @@ class CronService:
         # Delivered after the run is recorded, so whoever reads the answer sees the job's new state.
         if job.deliver and job.channel and job.to:
             try:
-                await self._deliver(job, answer, error)
+                await self._deliver(job, answer, error, code)
             except Exception:  # task boundary
                 log.exception("cron: could not deliver the answer of job %s", job.id)
 
-    async def _deliver(self, job: CronJob, answer: str, error: str | None) -> None:
+    async def _deliver(self, job: CronJob, answer: str, error: str | None, code: TurnErrorCode) -> None:
         if error is None:
             message = OutboundMessage(channel=job.channel, chat_id=job.to, content=answer)
         else:
@@ -140,7 +141,7 @@ class CronService:
                 chat_id=job.to,
                 content=f"Scheduled job '{job.name}' failed: {error}",
                 kind="error",
-                error_code="cron_job_failed",
+                error_code=code,
             )
         await self._bus.publish_outbound(message)
 

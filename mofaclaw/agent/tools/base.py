@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import jsonschema
 
 from mofaclaw.errors import ToolError
-from mofaclaw.providers.types import ToolCall, ToolSpec
+from mofaclaw.types import ToolCall, ToolSpec
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,6 @@ class ToolRegistry:
         self._tools[tool.name] = tool
         self._validators[tool.name] = jsonschema.Draft202012Validator(dict(tool.parameters))
         self._specs = None
-
-    def get(self, name: str) -> Tool | None:
-        return self._tools.get(name)
 
     @property
     def names(self) -> list[str]:
