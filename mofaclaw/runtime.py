@@ -1,14 +1,13 @@
-"""The composition root: build_runtime(config) wires bus, store, provider, agent, channels and services."""
+"""The one composition root: build_runtime() wires every part; Runtime.running() runs them as one TaskGroup."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Coroutine, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from mofaclaw.agent.context import ContextBuilder
 from mofaclaw.agent.loop import AgentLoop, LoopSettings
@@ -16,32 +15,30 @@ from mofaclaw.agent.memory import MemoryConsolidator
 from mofaclaw.agent.runner import TurnRunner, TurnSettings
 from mofaclaw.agent.skills import SkillsLoader
 from mofaclaw.agent.subagent import SubagentManager
-from mofaclaw.agent.tools.base import ToolRegistry
+from mofaclaw.agent.tools.base import Tool, ToolRegistry
 from mofaclaw.agent.tools.builtin import build_tools
 from mofaclaw.agent.tools.settings import ToolSettings
 from mofaclaw.agent.tools.spawn import SpawnTool
+from mofaclaw.bus.base import MessageBus
 from mofaclaw.bus.events import InboundMessage
 from mofaclaw.bus.memory import InMemoryBus
+from mofaclaw.bus.reply import ReplyChannel
 from mofaclaw.channels.base import Channel
 from mofaclaw.channels.manager import ChannelManager
 from mofaclaw.config import paths
 from mofaclaw.config.models import Config
 from mofaclaw.errors import ProviderError
-from mofaclaw.gateway.channel import ApiChannel
 from mofaclaw.gateway.settings import GatewaySettings
-from mofaclaw.providers.table import (
-    LOCAL_DEFAULT_MODEL,
-    ProviderSettings,
-    build_provider,
-    resolve_provider,
-    split_model,
-)
-from mofaclaw.providers.types import ChatRequest, GenerationOptions, LLMProvider, StreamEvent
+from mofaclaw.providers.base import ChatRequest, LLMProvider, StreamEvent
+from mofaclaw.providers.settings import ProviderSettings
+from mofaclaw.providers.table import LOCAL_DEFAULT_MODEL, build_provider, resolve_provider, split_model
 from mofaclaw.services.cron import CronService
 from mofaclaw.services.cron_store import CronStore
 from mofaclaw.services.cron_tool import CronTool
 from mofaclaw.services.heartbeat import HeartbeatService, HeartbeatSettings
+from mofaclaw.session.base import SessionStore
 from mofaclaw.session.sqlite import SQLiteSessionStore
+from mofaclaw.types import GenerationOptions
 
 log = logging.getLogger(__name__)
 
@@ -62,31 +59,76 @@ class UnconfiguredProvider:
         return None
 
 
-@dataclass
 class Runtime:
-    config: Config
-    model: str
-    provider_settings: ProviderSettings | None
-    bus: InMemoryBus
-    store: SQLiteSessionStore
-    provider: LLMProvider
-    agent: AgentLoop
-    subagents: SubagentManager
-    tool_settings: ToolSettings
-    cron: CronService
-    heartbeat: HeartbeatService
-    warnings: list[str] = field(default_factory=list)
+    """Every part of one mofaclaw process, wired. `async with runtime.running():` runs the agent loop,
+    the channels and (for the gateway) the services under one TaskGroup, and closes everything after."""
+
+    def __init__(self, *, config: Config, home: Path, model: str, provider: LLMProvider, bus: MessageBus,
+                 store: SessionStore, agent: AgentLoop, subagents: SubagentManager, channels: ChannelManager,
+                 cron: CronService, heartbeat: HeartbeatService, tool_settings: ToolSettings,
+                 warnings: list[str]) -> None:
+        self.config = config
+        self.home = home
+        self.model = model
+        self.provider = provider
+        self.bus = bus
+        self.store = store
+        self.agent = agent
+        self.subagents = subagents
+        self.channels = channels
+        self.cron = cron
+        self.heartbeat = heartbeat
+        self.tool_settings = tool_settings
+        self.warnings = warnings
+
+    def reply_channel(self, name: str) -> ReplyChannel:
+        """A channel whose sender awaits each answer (the HTTP API, the terminal); add before running()."""
+        channel = ReplyChannel(name, self.bus)
+        self.channels.add(channel)
+        return channel
+
+    @asynccontextmanager
+    async def running(self, *, services: bool = False) -> AsyncIterator[Runtime]:
+        """Run the parts while the body runs; with `services`, cron and the heartbeat too (when enabled).
+        A part that fails stops the body; the body ending stops the parts; then everything is closed."""
+        try:
+            async with asyncio.TaskGroup() as tg:
+                parts = [tg.create_task(self.agent.run(), name="agent"),
+                         tg.create_task(self.channels.run(), name="channels")]
+                if services and self.config.cron.enabled:
+                    parts.append(tg.create_task(self.cron.run(), name="cron"))
+                if services and self.config.heartbeat.enabled:
+                    parts.append(tg.create_task(self.heartbeat.run(), name="heartbeat"))
+                try:
+                    yield self
+                finally:
+                    for part in parts:
+                        part.cancel()
+        except BaseExceptionGroup as group:
+            raise _sole(group) from None
+        finally:
+            await self.aclose()
+
+    async def ask(self, message: InboundMessage) -> str:
+        """One turn outside any channel (cron run, scripts): the answer, or a MofaclawError."""
+        return await self.agent.ask(message)
 
     async def aclose(self) -> None:
         await self.subagents.aclose()
-        await self.agent.drain()
+        await self.agent.drain(cancel=True)
         await self.provider.aclose()
         await self.store.close()
 
 
-def workspace_of(config: Config) -> Path:
-    configured = config.agents.defaults.workspace
-    return Path(configured).expanduser() if configured else paths.default_workspace()
+def _sole(group: BaseExceptionGroup) -> BaseException:
+    """A TaskGroup wraps even a single failure in a group; callers want the failure itself."""
+    while isinstance(group, BaseExceptionGroup) and len(group.exceptions) == 1:
+        group = group.exceptions[0]  # type: ignore[assignment]
+    return group
+
+
+def workspace_of(config: Config, home: Path) -> Path:
+    return paths.workspace(config.agents.defaults.workspace, home)
 
 
 def default_model(config: Config) -> str:
@@ -157,6 +199,7 @@ def gateway_settings(config: Config) -> GatewaySettings:
         host=g.host,
         port=g.port,
         api_keys=tuple(k.get_secret_value() for k in g.api_keys),
+        allow_unauthenticated=g.allow_unauthenticated,
         cors_origins=tuple(g.cors_origins),
         request_timeout=g.request_timeout,
         max_body_bytes=g.max_body_bytes,
@@ -165,66 +208,76 @@ def gateway_settings(config: Config) -> GatewaySettings:
     )
 
 
-def build_runtime(config: Config) -> Runtime:
-    """Wire every part from the config. Raises ConfigError for a model that cannot be resolved."""
+def build_runtime(
+    config: Config,
+    *,
+    home: Path,
+    provider: LLMProvider | None = None,
+    bus: MessageBus | None = None,
+    extra_tools: Sequence[Tool] = (),
+    channels: Sequence[Channel] = (),
+) -> Runtime:
+    """Wire every part from the config, with its data under `home`. `provider` replaces the configured
+    one (tests inject a scripted one). Raises ConfigError for a model that cannot be resolved."""
     defaults = config.agents.defaults
-    model = default_model(config)
     warnings: list[str] = []
-    settings: ProviderSettings | None = None
-    provider: LLMProvider
-    model_id = ""
-    if model:
-        name, model_id = split_model(model)
-        settings = resolve_provider(name, provider_settings(config))
-        provider = build_provider(settings)
-        if settings.needs_key and not settings.api_key:
-            warnings.append(f"no API key for provider '{name}' yet: set {settings.key_env or 'its key'} or "
-                            f"providers.{name}.api_key; turns will fail until then")
-    else:
-        provider = UnconfiguredProvider()
-        warnings.append(NO_MODEL)
-
-    workspace = workspace_of(config)
+    model, settings, configured_provider = _provider(config, warnings)
+    provider = provider or configured_provider
+    workspace = workspace_of(config, home)
     workspace.mkdir(parents=True, exist_ok=True)
-    bus = InMemoryBus()
-    store = SQLiteSessionStore(paths.sessions_db())
+    bus = bus or InMemoryBus()
+    store = SQLiteSessionStore(paths.sessions_db(home))
     tools_cfg = tool_settings(config, workspace, secret_values(config, settings))
-    registry = ToolRegistry(build_tools(tools_cfg, bus))
-    if settings is not None and settings.kind == "local" and not settings.tool_capable:
-        registry = ToolRegistry()  # small local models cannot call tools; a plain answer beats garbage
-    turn = TurnSettings(
+    # Small local models cannot call tools: a plain answer beats garbage.
+    can_call_tools = settings is None or settings.kind != "local" or settings.tool_capable
+    registry = ToolRegistry([*build_tools(tools_cfg, bus), *extra_tools] if can_call_tools else ())
+    model_id = split_model(model)[1] if model else ""
+    runner = TurnRunner(provider, registry, TurnSettings(
         model=model_id,
         max_tool_iterations=defaults.max_tool_iterations,
         defaults=GenerationOptions(temperature=defaults.temperature, max_tokens=defaults.max_tokens),
-    )
-    runner = TurnRunner(provider, registry, turn)
+    ))
     subagents = SubagentManager(provider, runner, bus, workspace, defaults.subagent_max_iterations)
-    cron_store = CronStore(paths.cron_store())
-    if registry.names:
-        registry.register(SpawnTool(subagents))
-        # late-bound: the service that wakes on new jobs is built below, around the agent
-        registry.register(CronTool(cron_store, wake=lambda: cron.wake(), default_tz=defaults.timezone))
     context = ContextBuilder(workspace, SkillsLoader(workspace), defaults.timezone)
     memory = MemoryConsolidator(provider, model_id, store, workspace)
     agent = AgentLoop(bus, runner, store, context, memory,
                       LoopSettings(defaults.history_window, defaults.max_concurrent_turns))
+    cron_store = CronStore(paths.cron_store(home))
     cron = CronService(cron_store, agent.ask, bus, grace_seconds=config.cron.grace_seconds)
     heartbeat = HeartbeatService(workspace, agent.ask, bus, HeartbeatSettings(
         config.heartbeat.interval, config.heartbeat.channel, config.heartbeat.to))
-    return Runtime(config, model, settings, bus, store, provider, agent, subagents, tools_cfg, cron, heartbeat,
-                   warnings)
+    if can_call_tools:
+        # Added last: these tools need the agent's services, which need the runner above.
+        registry.register(SpawnTool(subagents))
+        registry.register(CronTool(cron_store, wake=cron.wake, default_tz=defaults.timezone))
+    return Runtime(config=config, home=home, model=model, provider=provider, bus=bus, store=store, agent=agent,
+                   subagents=subagents, channels=ChannelManager(bus, channels), cron=cron, heartbeat=heartbeat,
+                   tool_settings=tools_cfg, warnings=warnings)
 
 
-async def serve_gateway(runtime: Runtime, settings: GatewaySettings, extra_channels: Sequence[Channel] = ()) -> None:
-    """Run the agent loop, the channels, the services and the HTTP API under one TaskGroup until
-    SIGINT/SIGTERM, then stop them all."""
+def _provider(config: Config, warnings: list[str]) -> tuple[str, ProviderSettings | None, LLMProvider]:
+    """The model reference, its provider's settings and the provider; a warning when it cannot work yet."""
+    model = default_model(config)
+    if not model:
+        warnings.append(NO_MODEL)
+        return "", None, UnconfiguredProvider()
+    name, _ = split_model(model)
+    settings = resolve_provider(name, provider_settings(config))
+    if settings.needs_key and not settings.api_key:
+        warnings.append(f"no API key for provider '{name}' yet: set {settings.key_env or 'its key'} or "
+                        f"providers.{name}.api_key; turns will fail until then")
+    return model, settings, build_provider(settings)
+
+
+async def serve_gateway(runtime: Runtime, settings: GatewaySettings) -> None:
+    """Serve the OpenAI-compatible API while the runtime runs with its services, until SIGINT/SIGTERM."""
     from mofaclaw.gateway.app import create_app
-    from mofaclaw.gateway.server import bind, make_server
+    from mofaclaw.gateway.server import bind, check_exposure, make_server
 
+    check_exposure(settings)
+    api = runtime.reply_channel("api")
     sock = bind(settings.host, settings.port)
-    api = ApiChannel()
-    channels = ChannelManager(runtime.bus, [api, *extra_channels])
-    server = make_server(create_app(settings, runtime.bus, api))
+    server = make_server(create_app(settings, api))
     loop = asyncio.get_running_loop()
 
     def stop() -> None:
@@ -234,40 +287,9 @@ async def serve_gateway(runtime: Runtime, settings: GatewaySettings, extra_chann
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
     try:
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(runtime.agent.run(), name="agent")
-            tg.create_task(channels.run(), name="channels")
-            for service in services(runtime):
-                tg.create_task(service, name="service")
+        async with runtime.running(services=True):
             await server.serve(sockets=[sock])
-            raise _Stopped  # the server ended: stop the siblings too
-    except* _Stopped:
-        pass
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         sock.close()
-        await runtime.aclose()
-
-
-def services(runtime: Runtime) -> list[Coroutine[Any, Any, None]]:
-    """The long-running services (cron, heartbeat) as coroutines for the gateway's TaskGroup."""
-    enabled = []
-    if runtime.config.cron.enabled:
-        enabled.append(runtime.cron.run())
-    if runtime.config.heartbeat.enabled:
-        enabled.append(runtime.heartbeat.run())
-    return enabled
-
-
-class _Stopped(Exception):
-    pass
-
-
-async def run_single_turn(config: Config, message: InboundMessage) -> str:
-    """One turn outside the gateway (cron run, scripts): the answer, or a MofaclawError."""
-    runtime = build_runtime(config)
-    try:
-        return await runtime.agent.ask(message)
-    finally:
-        await runtime.aclose()

@@ -1,4 +1,4 @@
-"""An AgentLoop wired to the scripted upstream, for tests of the runtime (no HTTP server of ours)."""
+"""The real runtime, built by build_runtime against the scripted upstream, for tests of the agent (no HTTP)."""
 
 from __future__ import annotations
 
@@ -9,36 +9,65 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mofaclaw.agent.context import ContextBuilder
-from mofaclaw.agent.loop import AgentLoop, LoopSettings
-from mofaclaw.agent.memory import MemoryConsolidator
-from mofaclaw.agent.runner import TurnRunner, TurnSettings
-from mofaclaw.agent.skills import SkillsLoader
-from mofaclaw.agent.tools.base import Tool, ToolRegistry
+from mofaclaw.agent.loop import AgentLoop
+from mofaclaw.agent.tools.base import Tool
+from mofaclaw.bus.base import MessageBus
 from mofaclaw.bus.events import InboundMessage, OutboundMessage
-from mofaclaw.bus.memory import InMemoryBus
-from mofaclaw.providers.openai_compat import OpenAICompatProvider
-from mofaclaw.providers.table import ProviderSettings
-from mofaclaw.session.sqlite import SQLiteSessionStore
+from mofaclaw.config.models import Config
+from mofaclaw.runtime import Runtime, build_runtime
+from mofaclaw.session.base import SessionStore
+
+
+class RecordingChannel:
+    """The "test" channel: sorts the agent's outbound messages by request, as a channel would."""
+
+    name = "test"
+
+    def __init__(self) -> None:
+        self.by_request: defaultdict[str, asyncio.Queue[OutboundMessage]] = defaultdict(asyncio.Queue)
+        self.everything: asyncio.Queue[OutboundMessage] = asyncio.Queue()
+
+    async def start(self) -> None:
+        await asyncio.Event().wait()
+
+    async def stop(self) -> None:
+        return None
+
+    async def send(self, message: OutboundMessage) -> None:
+        await self.by_request[message.request_id or ""].put(message)
+        await self.everything.put(message)
+
+    send_delta = send
 
 
 @dataclass
 class Harness:
-    bus: InMemoryBus
-    store: SQLiteSessionStore
-    agent: AgentLoop
-    workspace: Path
-    by_request: defaultdict[str, asyncio.Queue[OutboundMessage]] = field(
-        default_factory=lambda: defaultdict(asyncio.Queue))
-    everything: asyncio.Queue[OutboundMessage] = field(default_factory=asyncio.Queue)
+    runtime: Runtime
+    channel: RecordingChannel = field(default_factory=RecordingChannel)
 
-    async def route(self) -> None:
-        """Sort the test channel's outbound messages by request, as a channel would."""
-        queue = self.bus.subscribe("test")
-        while True:
-            out = await queue.get()
-            await self.by_request[out.request_id or ""].put(out)
-            await self.everything.put(out)
+    @property
+    def bus(self) -> MessageBus:
+        return self.runtime.bus
+
+    @property
+    def store(self) -> SessionStore:
+        return self.runtime.store
+
+    @property
+    def agent(self) -> AgentLoop:
+        return self.runtime.agent
+
+    @property
+    def workspace(self) -> Path:
+        return self.runtime.tool_settings.workspace
+
+    @property
+    def by_request(self) -> defaultdict[str, asyncio.Queue[OutboundMessage]]:
+        return self.channel.by_request
+
+    @property
+    def everything(self) -> asyncio.Queue[OutboundMessage]:
+        return self.channel.everything
 
     async def send(self, content: str, chat_id: str = "c1", **kwargs: object) -> InboundMessage:
         message = InboundMessage("test", "u1", chat_id, content, **kwargs)  # type: ignore[arg-type]
@@ -56,6 +85,17 @@ class Harness:
                     return seen
 
 
+def scripted_config(upstream_url: str, *, window: int = 50, max_iterations: int = 10, timeout: float = 10.0,
+                    max_retries: int = 2, max_concurrent: int = 16) -> Config:
+    """A config whose model is the scripted upstream's."""
+    return Config.model_validate({
+        "agents": {"defaults": {"model": "scripted/scripted-model", "history_window": window,
+                                "max_tool_iterations": max_iterations, "max_concurrent_turns": max_concurrent}},
+        "providers": {"scripted": {"api_base": upstream_url, "api_key": "test-key", "timeout": timeout,
+                                   "max_retries": max_retries}},
+    })
+
+
 @asynccontextmanager
 async def running_agent(
     upstream_url: str,
@@ -68,24 +108,10 @@ async def running_agent(
     max_retries: int = 2,
     max_concurrent: int = 16,
 ) -> AsyncIterator[Harness]:
-    workspace = tmp_path / "workspace"
-    workspace.mkdir(parents=True, exist_ok=True)
-    bus = InMemoryBus()
-    store = SQLiteSessionStore(tmp_path / "sessions.db")
-    provider = OpenAICompatProvider(ProviderSettings(
-        name="scripted", api_key="test-key", api_base=upstream_url, timeout=timeout, max_retries=max_retries))
-    runner = TurnRunner(provider, ToolRegistry(tools), TurnSettings(model="scripted-model",
-                                                                    max_tool_iterations=max_iterations))
-    context = ContextBuilder(workspace, SkillsLoader(workspace))
-    memory = MemoryConsolidator(provider, "scripted-model", store, workspace)
-    agent = AgentLoop(bus, runner, store, context, memory, LoopSettings(window, max_concurrent))
-    harness = Harness(bus, store, agent, workspace)
-    tasks = [asyncio.create_task(agent.run()), asyncio.create_task(harness.route())]
-    try:
-        yield harness
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await provider.aclose()
-        await store.close()
+    """The runtime of `mofaclaw agent`, home in tmp_path, running with `tools` beside the built-in ones."""
+    config = scripted_config(upstream_url, window=window, max_iterations=max_iterations, timeout=timeout,
+                             max_retries=max_retries, max_concurrent=max_concurrent)
+    channel = RecordingChannel()
+    runtime = build_runtime(config, home=tmp_path, extra_tools=tools, channels=[channel])
+    async with runtime.running():
+        yield Harness(runtime, channel)

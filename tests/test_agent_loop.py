@@ -197,7 +197,7 @@ async def test_sessions_run_in_parallel(upstream: ScriptedUpstream, tmp_path: Pa
 
 async def test_stateless_turn_uses_given_history_and_persists_nothing(
         upstream: ScriptedUpstream, tmp_path: Path) -> None:
-    from mofaclaw.providers.types import ChatMessage
+    from mofaclaw.types import ChatMessage
 
     async with running_agent(upstream.base_url, tmp_path) as h:
         history = [ChatMessage("user", "my name is Ada"), ChatMessage("assistant", "Hi Ada")]

@@ -78,7 +78,7 @@ def test_list_when_there_is_nothing(home: Path) -> None:
         (("--at", "2026-13-01T09:00"), "'2026-13-01T09:00' is not an ISO date-time"),
         (("--at", "2020-01-01T09:00"), "'2020-01-01T09:00' is in the past"),
         (("--every", "soon"), "'soon' is not an interval"),
-        (("--every", "60", "--cron", "0 9 * * *"), "give exactly one of --at, --every or --cron"),
+        (("--every", "60", "--cron", "0 9 * * *"), "give exactly one schedule"),
         (("--every", "60", "--deliver"), "needs both --channel and --to"),
     ],
 )

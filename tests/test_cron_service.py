@@ -14,17 +14,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from manual_clock import ManualClock
 
 from mofaclaw.agent.tools.base import ToolContext, ToolRegistry
 from mofaclaw.bus.events import InboundMessage, OutboundMessage
 from mofaclaw.bus.memory import InMemoryBus
 from mofaclaw.errors import ProviderError
-from mofaclaw.providers.types import ToolCall
-from mofaclaw.services.clock import ManualClock
 from mofaclaw.services.cron import CronService
 from mofaclaw.services.cron_store import CronJob, CronStore, new_job
 from mofaclaw.services.cron_tool import CronTool
 from mofaclaw.services.schedule import At, Every
+from mofaclaw.types import ToolCall
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -10,11 +10,11 @@ from importlib.resources import files
 from pathlib import Path
 
 import pytest
+from manual_clock import ManualClock
 
 from mofaclaw.bus.events import InboundMessage, OutboundMessage
 from mofaclaw.bus.memory import UNROUTED, InMemoryBus
 from mofaclaw.errors import ProviderError
-from mofaclaw.services.clock import ManualClock
 from mofaclaw.services.heartbeat import HeartbeatService, HeartbeatSettings, has_tasks, is_ok
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

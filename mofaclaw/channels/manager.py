@@ -7,8 +7,8 @@ import logging
 import random
 from collections.abc import Iterable
 
+from mofaclaw.bus.base import UNROUTED, MessageBus, OutboundSubscription
 from mofaclaw.bus.events import OutboundMessage
-from mofaclaw.bus.memory import UNROUTED, InMemoryBus
 from mofaclaw.channels.base import Channel, StreamingChannel
 
 log = logging.getLogger(__name__)
@@ -17,19 +17,27 @@ log = logging.getLogger(__name__)
 class ChannelManager:
     def __init__(
         self,
-        bus: InMemoryBus,
+        bus: MessageBus,
         channels: Iterable[Channel] = (),
         restart_initial: float = 1.0,
         restart_max: float = 60.0,
     ) -> None:
         self.bus = bus
-        self.channels: dict[str, Channel] = {c.name: c for c in channels}
+        self.channels: dict[str, Channel] = {}
         self.restart_initial = restart_initial
         self.restart_max = restart_max
-        self.restarts: dict[str, int] = dict.fromkeys(self.channels, 0)
-        # Subscribed now, not when the tasks start, so nothing published in between is lost.
-        self._queues = {name: bus.subscribe(name) for name in self.channels}
+        self.restarts: dict[str, int] = {}
+        self._queues: dict[str, OutboundSubscription] = {}
         self._unrouted = bus.subscribe(UNROUTED)
+        for channel in channels:
+            self.add(channel)
+
+    def add(self, channel: Channel) -> None:
+        """Manage one more channel; before run()."""
+        self.channels[channel.name] = channel
+        self.restarts[channel.name] = 0
+        # Subscribed now, not when the tasks start, so nothing published in between is lost.
+        self._queues[channel.name] = self.bus.subscribe(channel.name)
 
     async def run(self) -> None:
         """Run every channel and its outbound dispatcher until cancelled."""

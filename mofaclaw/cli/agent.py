@@ -30,11 +30,12 @@ def agent(
 
     import asyncio
 
+    from mofaclaw.config import paths
     from mofaclaw.errors import MofaclawError
     from mofaclaw.runtime import build_runtime
 
     try:
-        runtime = build_runtime(cfg)
+        runtime = build_runtime(cfg, home=paths.mofaclaw_home())
     except MofaclawError as exc:
         fail(str(exc), code=2)
     if message is not None:
@@ -50,34 +51,29 @@ def agent(
 
 async def _one_shot(runtime: Runtime, text: str, session: str) -> bool:
     """Stream the answer to stdout; a failure is one line on stderr."""
-    import asyncio
-
     from mofaclaw.bus.events import InboundMessage
+    from mofaclaw.errors import TurnFailed
 
-    queue = runtime.bus.subscribe("cli")
-    loop_task = asyncio.create_task(runtime.agent.run())
-    try:
-        await runtime.bus.publish_inbound(
-            InboundMessage("cli", "user", "direct", text, session_key_override=session))
+    cli = runtime.reply_channel("cli")
+    async with runtime.running():
+        reply = await cli.ask(InboundMessage("cli", "user", "direct", text, session_key_override=session))
         streamed = False
-        while True:
-            out = await queue.get()
-            if out.kind == "delta":
-                sys.stdout.write(out.content)
-                sys.stdout.flush()
-                streamed = True
-            elif out.kind == "message":
-                sys.stdout.write(("" if streamed else out.content) + "\n")
-                return True
-            elif out.kind == "error":
-                if streamed:
-                    sys.stdout.write("\n")
-                err_console.print(f"[bold red]error:[/] {out.content}", highlight=False, soft_wrap=True)
-                return False
-    finally:
-        loop_task.cancel()
-        await asyncio.gather(loop_task, return_exceptions=True)
-        await runtime.aclose()
+        try:
+            async for update in reply:
+                if update.kind == "delta":
+                    sys.stdout.write(update.text)
+                    sys.stdout.flush()
+                    streamed = True
+            answer = await reply.final()
+        except TurnFailed as exc:
+            if streamed:
+                sys.stdout.write("\n")
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            return False
+        finally:
+            reply.close()
+        sys.stdout.write(("" if streamed else answer.content) + "\n")
+        return True
 
 
 def register(app: typer.Typer) -> None:

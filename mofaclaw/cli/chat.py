@@ -13,9 +13,11 @@ from rich.markdown import Markdown
 from rich.spinner import Spinner
 from rich.text import Text
 
-from mofaclaw.bus.events import InboundMessage, OutboundMessage
+from mofaclaw.bus.events import InboundMessage
+from mofaclaw.bus.reply import Reply
 from mofaclaw.cli.agent import EXIT_WORDS
 from mofaclaw.config import paths
+from mofaclaw.errors import TurnFailed
 from mofaclaw.runtime import Runtime
 
 
@@ -25,18 +27,17 @@ class ChatSession:
         self.session = session
         self.markdown = markdown
         self.console = Console()
-        self.queue = runtime.bus.subscribe("cli")
+        self.cli = runtime.reply_channel("cli")
 
     async def run(self) -> None:
-        history_file = paths.cli_history()
+        history_file = paths.cli_history(self.runtime.home)
         history_file.parent.mkdir(parents=True, exist_ok=True)
         prompt: PromptSession[str] = PromptSession(history=FileHistory(str(history_file)))
         self.console.print(f"[bold]mofaclaw[/] · model {self.runtime.model or 'none'} · session {self.session}\n"
                            "[dim]Ctrl-C cancels an answer; exit, /exit, Ctrl-D or Ctrl-C at the prompt quit.[/]")
         for warning in self.runtime.warnings:
             self.console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-        loop_task = asyncio.create_task(self.runtime.agent.run())
-        try:
+        async with self.runtime.running():
             while True:
                 try:
                     text = await prompt.prompt_async("you › ")
@@ -46,45 +47,37 @@ class ChatSession:
                     break
                 if text.strip():
                     await self._turn(text)
-        finally:
-            loop_task.cancel()
-            await asyncio.gather(loop_task, return_exceptions=True)
-            await self.runtime.aclose()
-            self.console.print("[dim]bye[/]")
+        self.console.print("[dim]bye[/]")
 
     async def _turn(self, text: str) -> None:
         message = InboundMessage("cli", "user", "direct", text, session_key_override=self.session)
-        await self.runtime.bus.publish_inbound(message)
-        waiter = asyncio.create_task(self._render(message.request_id))
+        reply = await self.cli.ask(message)
+        waiter = asyncio.create_task(self._render(reply))
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGINT, waiter.cancel)
         try:
             await waiter
         except asyncio.CancelledError:
-            await self.runtime.bus.publish_inbound(InboundMessage(
-                "cli", "user", "direct", "", request_id=message.request_id, kind="cancel"))
+            self.cli.cancel(message)
             self.console.print("[yellow]cancelled[/]")
         finally:
+            reply.close()
             loop.remove_signal_handler(signal.SIGINT)
 
-    async def _render(self, request_id: str) -> None:
+    async def _render(self, reply: Reply) -> None:
         answer = ""
         spinner = Spinner("dots", Text(" thinking…", style="dim"))
         with Live(spinner, console=self.console, refresh_per_second=12, transient=False,
                   vertical_overflow="visible") as live:
-            while True:
-                out: OutboundMessage = await self.queue.get()
-                if out.request_id != request_id:
-                    continue  # a late message of a cancelled turn
-                if out.kind == "progress":
-                    live.console.print(Text(out.content, style="dim"))
-                elif out.kind == "delta":
-                    answer += out.content
-                    live.update(Text(answer))
-                elif out.kind == "message":
-                    final = out.content or answer
-                    live.update(Group(Markdown(final)) if self.markdown else Text(final))
-                    return
-                elif out.kind == "error":
-                    live.update(Text(f"error: {out.content}", style="bold red"))
-                    return
+            try:
+                async for update in reply:
+                    if update.kind == "progress":
+                        live.console.print(Text(update.text, style="dim"))
+                    else:
+                        answer += update.text
+                        live.update(Text(answer))
+                final = (await reply.final()).content or answer
+            except TurnFailed as exc:
+                live.update(Text(f"error: {exc}", style="bold red"))
+                return
+            live.update(Group(Markdown(final)) if self.markdown else Text(final))

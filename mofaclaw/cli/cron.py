@@ -11,6 +11,7 @@ import typer
 from mofaclaw.cli.common import ConfigOption, VerboseOption, console, fail, load, setup_logging
 
 if TYPE_CHECKING:
+    from mofaclaw.bus.events import InboundMessage
     from mofaclaw.config.models import Config
     from mofaclaw.services.cron_store import CronJob, CronStore
 
@@ -116,10 +117,6 @@ def add(
         fail("delivering answers needs both --channel and --to", 2)
     if not message.strip():
         fail("--message is empty: say what the agent should do when the job runs", 2)
-    if sum(x is not None for x in (at, every, cron)) != 1:
-        fail("give exactly one of --at, --every or --cron", 2)
-    if tz and every is not None:
-        fail("--tz applies only to --at and --cron", 2)
     now = datetime.now(UTC)
     try:
         schedule = parse_schedule(
@@ -127,7 +124,7 @@ def add(
             at=at,
             every_seconds=parse_seconds(every) if every is not None else None,
             cron_expr=cron,
-            tz=tz or (None if every is not None else _zone_name(cfg)),
+            tz=tz or (None if every is not None else _zone_name(cfg)),  # parse_schedule checks the rest
         )
     except ScheduleError as exc:
         fail(str(exc), 2)
@@ -180,9 +177,15 @@ def run(job_id: JobIdArgument, config: ConfigOption = None, verbose: VerboseOpti
 
     import asyncio
 
+    from mofaclaw.config import paths
     from mofaclaw.errors import ConfigError, MofaclawError
-    from mofaclaw.runtime import run_single_turn
+    from mofaclaw.runtime import build_runtime
     from mofaclaw.services.cron import job_message, record_run
+
+    async def run_once(message: InboundMessage) -> str:
+        runtime = build_runtime(cfg, home=paths.mofaclaw_home())
+        async with runtime.running():
+            return await runtime.ask(message)
 
     store = _store()
     job = _guarded(lambda: store.get(job_id))
@@ -191,7 +194,7 @@ def run(job_id: JobIdArgument, config: ConfigOption = None, verbose: VerboseOpti
     started = datetime.now(UTC)
     error: str | None = None
     try:
-        answer = asyncio.run(run_single_turn(cfg, job_message(job)))
+        answer = asyncio.run(run_once(job_message(job)))
     except ConfigError as exc:  # the setup is wrong, not the job: nothing to record
         fail(str(exc), 2)
     except MofaclawError as exc:

@@ -29,17 +29,15 @@ def gateway(
     cfg, path = load(config, overrides)
     setup_logging(verbose)
 
-    from mofaclaw.errors import MofaclawError
-    from mofaclaw.gateway.server import is_loopback
+    from mofaclaw.config import paths
+    from mofaclaw.errors import ConfigError, MofaclawError
+    from mofaclaw.gateway.server import check_exposure
     from mofaclaw.runtime import build_runtime, gateway_settings, serve_gateway
 
     settings = gateway_settings(cfg)
-    if not is_loopback(settings.host) and not settings.api_keys and not cfg.gateway.allow_unauthenticated:
-        fail(f"refusing to listen on {settings.host} without gateway.api_keys: anyone on the network could "
-             "use your agent. Set gateway.api_keys, or gateway.allow_unauthenticated = true to accept the risk.",
-             code=2)
     try:
-        runtime = build_runtime(cfg)
+        check_exposure(settings)
+        runtime = build_runtime(cfg, home=paths.mofaclaw_home())
     except MofaclawError as exc:
         fail(str(exc), code=2)
     for warning in runtime.warnings:
@@ -48,7 +46,7 @@ def gateway(
     try:
         _run(serve_gateway(runtime, settings))
     except MofaclawError as exc:
-        fail(str(exc))
+        fail(str(exc), code=2 if isinstance(exc, ConfigError) else 1)
     log.info("gateway stopped")
 
 

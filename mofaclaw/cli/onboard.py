@@ -36,7 +36,7 @@ def onboard(
         workspace_setting = read_toml(config_file).get("agents", {}).get("defaults", {}).get("workspace", "")
     except Exception:  # a broken config is reported by the commands that use it, not here
         workspace_setting = ""
-    workspace = Path(workspace_setting).expanduser() if workspace_setting else paths.default_workspace()
+    workspace = paths.workspace(workspace_setting, home)
     created += _copy_tree(templates_root() / "workspace", workspace, force)
     (workspace / "skills").mkdir(parents=True, exist_ok=True)
 

@@ -23,7 +23,7 @@ def status(config: ConfigOption = None) -> None:
     table.add_column()
     table.add_row("Config", f"{path} ({'exists' if path.exists() else 'not found: defaults in use'})")
     table.add_row("Data dir", str(paths.mofaclaw_home()))
-    workspace = workspace_of(cfg)
+    workspace = workspace_of(cfg, paths.mofaclaw_home())
     table.add_row("Workspace", f"{workspace}{'' if workspace.exists() else ' (not created yet: mofaclaw onboard)'}")
     model = default_model(cfg)
     table.add_row("Model", model or "none (configure agents.defaults.model or install mofaclaw[local])")

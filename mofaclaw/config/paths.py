@@ -19,17 +19,25 @@ def config_path(flag: Path | None = None) -> Path:
     return mofaclaw_home() / "config.toml"
 
 
-def sessions_db() -> Path:
-    return mofaclaw_home() / "sessions.db"
+# The files under a home; `home` defaults to MOFACLAW_HOME. The runtime passes its home explicitly.
 
 
-def cron_store() -> Path:
-    return mofaclaw_home() / "cron" / "jobs.json"
+def sessions_db(home: Path | None = None) -> Path:
+    return (home or mofaclaw_home()) / "sessions.db"
 
 
-def cli_history() -> Path:
-    return mofaclaw_home() / "history" / "cli_history"
+def cron_store(home: Path | None = None) -> Path:
+    return (home or mofaclaw_home()) / "cron" / "jobs.json"
 
 
-def default_workspace() -> Path:
-    return mofaclaw_home() / "workspace"
+def cli_history(home: Path | None = None) -> Path:
+    return (home or mofaclaw_home()) / "history" / "cli_history"
+
+
+def default_workspace(home: Path | None = None) -> Path:
+    return (home or mofaclaw_home()) / "workspace"
+
+
+def workspace(configured: str, home: Path | None = None) -> Path:
+    """agents.defaults.workspace when set, else the workspace under the home."""
+    return Path(configured).expanduser() if configured else default_workspace(home)

@@ -10,8 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
 from mofaclaw import __version__
-from mofaclaw.bus.base import MessageBus
-from mofaclaw.gateway.channel import ApiChannel
+from mofaclaw.bus.reply import ReplyChannel
 from mofaclaw.gateway.completions import CompletionService
 from mofaclaw.gateway.errors import APIError, install_error_handlers
 from mofaclaw.gateway.middleware import AuthMiddleware, BodyLimitMiddleware, BodyTooLarge
@@ -20,10 +19,10 @@ from mofaclaw.gateway.settings import GatewaySettings
 ENDPOINTS = ["GET /health", "GET /v1/models", "GET /v1/models/{id}", "POST /v1/chat/completions"]
 
 
-def create_app(settings: GatewaySettings, bus: MessageBus, channel: ApiChannel) -> FastAPI:
+def create_app(settings: GatewaySettings, api: ReplyChannel) -> FastAPI:
     app = FastAPI(title="mofaclaw", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
-    completions = CompletionService(settings, bus, channel)
+    completions = CompletionService(settings, api)
     created = int(time.time())
 
     def model_card(model_id: str) -> dict[str, Any]:

@@ -7,15 +7,15 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from mofaclaw.bus.base import MessageBus
-from mofaclaw.bus.events import InboundMessage, OutboundMessage
-from mofaclaw.gateway.channel import ApiChannel
+from mofaclaw.bus.events import InboundMessage
+from mofaclaw.bus.reply import Answer, Reply, ReplyChannel
+from mofaclaw.errors import TurnErrorCode, TurnFailed
 from mofaclaw.gateway.errors import APIError, error_body
 from mofaclaw.gateway.schemas import (
     ChatCompletionRequest,
@@ -25,8 +25,9 @@ from mofaclaw.gateway.schemas import (
     stateless_turn,
 )
 from mofaclaw.gateway.settings import GatewaySettings
-from mofaclaw.gateway.sse import DONE, KEEPALIVE, ChunkWriter, event
-from mofaclaw.providers.types import Usage
+from mofaclaw.gateway.sse import DONE, KEEPALIVE, ChunkWriter
+from mofaclaw.gateway.sse import event as sse_event
+from mofaclaw.types import Usage
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,9 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class CompletionService:
-    def __init__(self, settings: GatewaySettings, bus: MessageBus, channel: ApiChannel) -> None:
+    def __init__(self, settings: GatewaySettings, api: ReplyChannel) -> None:
         self.settings = settings
-        self.bus = bus
-        self.channel = channel
-        self._cancels: set[asyncio.Task[None]] = set()
+        self.api = api
 
     async def handle(self, request: Request) -> Response:
         request_id = uuid.uuid4().hex
@@ -53,16 +52,15 @@ class CompletionService:
         headers = {"X-Request-Id": client_request_id}
         if conversation:
             headers["X-Conversation-Id"] = conversation
-        queue = self.channel.open(request_id)
-        await self.bus.publish_inbound(inbound)
+        reply = await self.api.ask(inbound)
         log.info("request %s: model=%s stream=%s conversation=%s", client_request_id, chat.model,
                  chat.stream, conversation or "-")
         if chat.stream:
             include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
             writer = ChunkWriter(f"chatcmpl-{request_id}", int(time.time()), chat.model, include_usage)
-            return StreamingResponse(self._stream(inbound, queue, writer), media_type="text/event-stream",
+            return StreamingResponse(self._stream(inbound, reply, writer), media_type="text/event-stream",
                                      headers={**STREAM_HEADERS, **headers})
-        return await self._complete(inbound, queue, chat.model, request, headers)
+        return await self._complete(inbound, reply, chat.model, request, headers)
 
     def _inbound(self, chat: ChatCompletionRequest, conversation: str | None, request_id: str,
                  request: Request) -> InboundMessage:
@@ -76,30 +74,31 @@ class CompletionService:
                               history=history, instructions=instructions, options=chat.options(),
                               live_updates=chat.stream)
 
-    async def _complete(self, inbound: InboundMessage, queue: asyncio.Queue[OutboundMessage], model: str,
-                        request: Request, headers: dict[str, str]) -> Response:
-        answer = asyncio.ensure_future(_final(queue))
+    async def _complete(self, inbound: InboundMessage, reply: Reply, model: str, request: Request,
+                        headers: dict[str, str]) -> Response:
+        answer = asyncio.ensure_future(reply.final())
         gone = asyncio.ensure_future(_disconnected(request))
         try:
             done, _ = await asyncio.wait({answer, gone}, timeout=self.settings.request_timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
         finally:
             gone.cancel()
-            self.channel.close(inbound.request_id)
+            reply.close()
         if answer not in done:
             answer.cancel()
-            self._cancel(inbound)
+            self.api.cancel(inbound)
             if gone in done:
                 log.info("request %s: client disconnected; turn cancelled", inbound.request_id)
                 return Response(status_code=499)
             raise _timeout_error(self.settings.request_timeout)
-        final = answer.result()
-        if final.kind == "error":
-            return _error_response(final, headers)
+        try:
+            final = answer.result()
+        except TurnFailed as exc:
+            status, body = _error_of(exc)
+            return JSONResponse(body, status_code=status, headers=headers)
         return JSONResponse(_completion(inbound.request_id, model, final), headers=headers)
 
-    async def _stream(self, inbound: InboundMessage, queue: asyncio.Queue[OutboundMessage],
-                      writer: ChunkWriter) -> AsyncIterator[bytes]:
+    async def _stream(self, inbound: InboundMessage, reply: Reply, writer: ChunkWriter) -> AsyncIterator[bytes]:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.request_timeout
         finished = False
@@ -109,47 +108,35 @@ class CompletionService:
                 wait = min(self.settings.keepalive_interval, deadline - loop.time())
                 try:
                     async with asyncio.timeout(max(wait, 0)):
-                        message = await queue.get()
+                        event = await reply.next()
                 except TimeoutError:
                     if loop.time() < deadline:
                         yield KEEPALIVE  # silence while tools run; keeps proxies from closing us
                         continue
-                    self._cancel(inbound)
+                    self.api.cancel(inbound)
                     finished = True
-                    yield event(_timeout_error(self.settings.request_timeout).body)
+                    yield sse_event(_timeout_error(self.settings.request_timeout).body)
                     yield DONE
                     return
-                if message.kind == "delta":
-                    yield writer.chunk({"content": message.content})
-                elif message.kind == "message":
+                except TurnFailed as exc:
                     finished = True
-                    yield writer.chunk({}, _finish_reason(message))
+                    yield sse_event(_error_of(exc)[1])
+                    yield DONE
+                    return
+                if isinstance(event, Answer):
+                    finished = True
+                    yield writer.chunk({}, _finish_reason(event))
                     if writer.include_usage:
-                        yield writer.usage(_usage(message.usage))
+                        yield writer.usage(_usage(event.usage))
                     yield DONE
                     return
-                elif message.kind == "error":
-                    finished = True
-                    _, body = _error_of(message)
-                    yield event(body)
-                    yield DONE
-                    return
+                if event.kind == "delta":
+                    yield writer.chunk({"content": event.text})
         finally:
-            self.channel.close(inbound.request_id)
+            reply.close()
             if not finished:
                 log.info("request %s: client disconnected; turn cancelled", inbound.request_id)
-                self._cancel(inbound)
-
-    def _cancel(self, inbound: InboundMessage) -> None:
-        cancel = InboundMessage(inbound.channel, inbound.sender_id, inbound.chat_id, "",
-                                request_id=inbound.request_id, kind="cancel")
-        self._keep(self.bus.publish_inbound(cancel))
-
-    def _keep(self, work: Coroutine[Any, Any, None]) -> None:
-        # Called from finally blocks of cancelled requests: do not await there; keep the task.
-        task = asyncio.ensure_future(work)
-        self._cancels.add(task)
-        task.add_done_callback(self._cancels.discard)
+                self.api.cancel(inbound)
 
 
 async def _read_json(request: Request) -> Any:
@@ -160,30 +147,22 @@ async def _read_json(request: Request) -> Any:
         raise APIError(400, f"The request body is not valid JSON: {exc}") from None
 
 
-async def _final(queue: asyncio.Queue[OutboundMessage]) -> OutboundMessage:
-    while True:
-        message = await queue.get()
-        if message.kind in ("message", "error"):
-            return message
-
-
 async def _disconnected(request: Request) -> None:
     # After the body is read, the next ASGI message can only be the disconnect.
     while (await request.receive())["type"] != "http.disconnect":
         pass
 
 
-def _finish_reason(message: OutboundMessage) -> str:
-    return "length" if message.finish_reason == "length" else "stop"
+def _finish_reason(answer: Answer) -> str:
+    return "length" if answer.finish_reason == "length" else "stop"
 
 
-def _usage(usage: Usage | None) -> dict[str, int]:
-    usage = usage or Usage()
+def _usage(usage: Usage) -> dict[str, int]:
     return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
             "total_tokens": usage.total_tokens}
 
 
-def _completion(request_id: str, model: str, message: OutboundMessage) -> dict[str, Any]:
+def _completion(request_id: str, model: str, answer: Answer) -> dict[str, Any]:
     return {
         "id": f"chatcmpl-{request_id}",
         "object": "chat.completion",
@@ -191,27 +170,27 @@ def _completion(request_id: str, model: str, message: OutboundMessage) -> dict[s
         "model": model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": message.content, "refusal": None},
-            "finish_reason": _finish_reason(message),
+            "message": {"role": "assistant", "content": answer.content, "refusal": None},
+            "finish_reason": _finish_reason(answer),
             "logprobs": None,
         }],
-        "usage": _usage(message.usage),
+        "usage": _usage(answer.usage),
     }
 
 
-def _error_of(message: OutboundMessage) -> tuple[int, dict[str, Any]]:
-    if message.error_code == "provider_error":
-        return 502, error_body(message.content, "server_error", None, "upstream_error")
-    if message.error_code == "provider_timeout":
-        return 504, error_body(message.content, "server_error", None, "upstream_timeout")
-    if message.error_code == "shutting_down":
-        return 503, error_body(message.content, "server_error", None, "shutting_down")
-    return 500, error_body(message.content, "server_error", None, message.error_code)
+# How a failed turn is told to an HTTP client: status, OpenAI error type, and code.
+_TURN_ERRORS: dict[TurnErrorCode, tuple[int, str]] = {
+    TurnErrorCode.PROVIDER_ERROR: (502, "upstream_error"),
+    TurnErrorCode.PROVIDER_TIMEOUT: (504, "upstream_timeout"),
+    TurnErrorCode.SHUTTING_DOWN: (503, "shutting_down"),
+    TurnErrorCode.AGENT_ERROR: (500, "agent_error"),
+    TurnErrorCode.INTERNAL_ERROR: (500, "internal_error"),
+}
 
 
-def _error_response(message: OutboundMessage, headers: dict[str, str]) -> JSONResponse:
-    status, body = _error_of(message)
-    return JSONResponse(body, status_code=status, headers=headers)
+def _error_of(exc: TurnFailed) -> tuple[int, dict[str, Any]]:
+    status, code = _TURN_ERRORS[exc.code]
+    return status, error_body(str(exc), "server_error", None, code)
 
 
 def _timeout_error(seconds: float) -> APIError:

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import uvicorn
 from fastapi import FastAPI
 
-from mofaclaw.errors import MofaclawError
+from mofaclaw.errors import ConfigError, MofaclawError
+from mofaclaw.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +71,12 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def check_exposure(settings: GatewaySettings) -> None:
+    """Refuse to serve the network without keys: anyone who can reach the port could drive the agent."""
+    if is_loopback(settings.host) or settings.api_keys or settings.allow_unauthenticated:
+        return
+    raise ConfigError(f"refusing to listen on {settings.host} without gateway.api_keys: anyone on the network "
+                      "could use your agent. Set gateway.api_keys, or gateway.allow_unauthenticated = true to "
+                      "accept the risk.")

@@ -10,6 +10,7 @@ class GatewaySettings:
     host: str = "127.0.0.1"
     port: int = 18790
     api_keys: tuple[str, ...] = ()
+    allow_unauthenticated: bool = False  # serve a non-loopback address without keys
     cors_origins: tuple[str, ...] = ()
     request_timeout: float = 300.0
     max_body_bytes: int = 20 * 1024 * 1024
