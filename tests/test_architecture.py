@@ -55,7 +55,7 @@ def imports(path: Path, module_level_only: bool) -> Iterator[str]:
             elif isinstance(child, ast.ImportFrom):
                 base = child.module or ""
                 if child.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - child.level + 1] + [base]).strip(".")
+                    base = ".".join([*package.split(".")[:len(package.split(".")) - child.level + 1], base]).strip(".")
                 if base.startswith("mofaclaw"):
                     yield base
             else:
@@ -92,7 +92,7 @@ def test_no_module_imports_in_a_circle() -> None:
         stack.append(module)
         for dep in sorted(graph.get(module, ())):
             if state.get(dep) == 1:
-                cycle = stack[stack.index(dep):] + [dep]
+                cycle = [*stack[stack.index(dep):], dep]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if dep in graph and dep not in state:
                 walk(dep)
