@@ -19,6 +19,7 @@ from mofaclaw.agent.subagent import SubagentManager
 from mofaclaw.agent.tools.base import ToolRegistry
 from mofaclaw.agent.tools.builtin import build_tools
 from mofaclaw.agent.tools.settings import ToolSettings
+from mofaclaw.agent.tools.shell import sandbox_warning
 from mofaclaw.agent.tools.spawn import SpawnTool
 from mofaclaw.bus.events import InboundMessage
 from mofaclaw.bus.memory import InMemoryBus
@@ -138,6 +139,7 @@ def tool_settings(config: Config, workspace: Path, secrets: tuple[str, ...]) -> 
         exec_enabled=tools.exec.enabled,
         exec_timeout=tools.exec.timeout,
         exec_sandbox=tools.exec.sandbox,
+        exec_network=tools.exec.network,
         exec_max_output_chars=tools.exec.max_output_chars,
         web_search_provider=tools.web.search_provider,
         web_brave_api_key=tools.web.brave_api_key.get_secret_value() if tools.web.brave_api_key else None,
@@ -190,6 +192,8 @@ def build_runtime(config: Config) -> Runtime:
     store = SQLiteSessionStore(paths.sessions_db())
     tools_cfg = tool_settings(config, workspace, secret_values(config, settings))
     registry = ToolRegistry(build_tools(tools_cfg, bus))
+    if exec_warning := sandbox_warning(tools_cfg):
+        warnings.append(exec_warning)
     if settings is not None and settings.kind == "local" and not settings.tool_capable:
         registry = ToolRegistry()  # small local models cannot call tools; a plain answer beats garbage
     turn = TurnSettings(
