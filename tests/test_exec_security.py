@@ -123,13 +123,21 @@ def test_command_cannot_read_the_secrets_in_mofaclaw_s_environment(
 
 
 def _escapers(a: str, b: str) -> str:
-    """A new session holding the output pipe, and a double fork that let go of it."""
-    return f"setsid sleep {a} & (sleep {b} >/dev/null 2>&1 &) ; echo started"
+    """A new session holding the output pipe, and a double fork that let go of it; once both are
+    running, outside the command's process group."""
+    return (f"setsid sh -c 'echo $$ > a.pid; exec sleep {a}' & "
+            f"(sh -c 'echo $$ > b.pid; exec sleep {b}' >/dev/null 2>&1 &); "
+            "until [ -s a.pid ] && [ -s b.pid ]; do sleep 0.01; done; echo started")
+
+
+def long_sleep() -> str:
+    """A unique sleep that outlasts every wait of these tests: only a kill ends it in time."""
+    return "9" + unique_sleep()
 
 
 @pytest.mark.parametrize("sandbox", SANDBOXES)
 async def test_new_sessions_and_double_forks_do_not_outlive_the_command(workspace: Path, sandbox: str) -> None:
-    a, b = unique_sleep(), unique_sleep()
+    a, b = long_sleep(), long_sleep()
     result = await run(registry(workspace, exec_sandbox=sandbox), _escapers(a, b))
     assert result == "exit code: 0\nstdout:\nstarted\n"
     assert processes_with(f"sleep {a}") == [] and processes_with(f"sleep {b}") == []
@@ -137,17 +145,17 @@ async def test_new_sessions_and_double_forks_do_not_outlive_the_command(workspac
 
 @pytest.mark.parametrize("sandbox", SANDBOXES)
 async def test_escaped_processes_die_on_timeout(workspace: Path, sandbox: str) -> None:
-    a, b, outer = unique_sleep(), unique_sleep(), unique_sleep()
-    result = await run(registry(workspace, exec_sandbox=sandbox, exec_timeout=1),
+    a, b, outer = long_sleep(), long_sleep(), long_sleep()
+    result = await run(registry(workspace, exec_sandbox=sandbox, exec_timeout=2),
                        f"{_escapers(a, b)}; touch started; sleep {outer}")
-    assert result.startswith("Error: command timed out after 1s and was killed"), result
+    assert result.startswith("Error: command timed out after 2s and was killed"), result
     assert (workspace / "started").exists()
     assert not (processes_with(f"sleep {a}") or processes_with(f"sleep {b}") or processes_with(f"sleep {outer}"))
 
 
 @pytest.mark.parametrize("sandbox", SANDBOXES)
 async def test_escaped_processes_die_when_the_turn_is_cancelled(workspace: Path, sandbox: str) -> None:
-    a, b, outer = unique_sleep(), unique_sleep(), unique_sleep()
+    a, b, outer = long_sleep(), long_sleep(), long_sleep()
     call = asyncio.create_task(run(registry(workspace, exec_sandbox=sandbox),
                                    f"{_escapers(a, b)}; touch started; sleep {outer}"))
     await _wait_for(lambda: (workspace / "started").exists())
@@ -160,7 +168,7 @@ async def test_escaped_processes_die_when_the_turn_is_cancelled(workspace: Path,
 @pytest.mark.parametrize("sandbox", SANDBOXES)
 async def test_escaped_processes_die_with_the_gateway(start_gateway: StartGateway, upstream: ScriptedUpstream,
                                                       mofaclaw_home: Path, sandbox: str) -> None:
-    a, b, outer = unique_sleep(), unique_sleep(), unique_sleep()
+    a, b, outer = long_sleep(), long_sleep(), long_sleep()
     gw = start_gateway(config=f'[tools.exec]\nsandbox = "{sandbox}"\n')
     assert gw.proc is not None
     upstream.tool_calls([("exec", {"command": f"{_escapers(a, b)}; touch started; sleep {outer}"})])
