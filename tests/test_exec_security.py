@@ -15,16 +15,30 @@ from pathlib import Path
 import openai
 import pytest
 from gateway_harness import GatewayProcess
-from test_tools_exec import SANDBOXES, needs_bwrap, path_without_bwrap, processes_with, registry, run, unique_sleep
+from test_tools_exec import (
+    BWRAP,
+    SANDBOXES,
+    needs_bwrap,
+    path_without_bwrap,
+    processes_with,
+    registry,
+    run,
+    unique_sleep,
+)
 from upstream import ScriptedUpstream
 
+from mofaclaw.agent.tools.sandbox import probe_bwrap
 from mofaclaw.agent.tools.settings import ToolSettings
-from mofaclaw.agent.tools.shell import network_status, sandbox_status, sandbox_warning
+from mofaclaw.agent.tools.shell import sandbox_status, sandbox_warning
 
 __all__ = ["path_without_bwrap"]  # a fixture, used by name
 
 StartGateway = Callable[..., GatewayProcess]
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the review's findings are about running as root")
+
+
+def sandbox_works() -> bool:
+    return BWRAP is not None and probe_bwrap(BWRAP).ok
 
 
 @pytest.fixture
@@ -228,10 +242,21 @@ async def test_no_network_refuses_when_auto_finds_no_sandbox(workspace: Path) ->
     assert not (workspace / "ran").exists()
 
 
-def test_status_names_the_network(workspace: Path) -> None:
-    assert network_status(ToolSettings(workspace)).startswith("host (")
-    assert network_status(ToolSettings(workspace, exec_sandbox="none", exec_network="none")).endswith(
-        "exec refuses to run")
+def test_status_says_which_network_commands_get(mofaclaw_home: Path) -> None:
+    from test_cli_config import mofaclaw
+
+    mofaclaw_home.mkdir()
+    config = mofaclaw_home / "config.toml"
+    env = {"MOFACLAW_HOME": str(mofaclaw_home)}
+    default = mofaclaw("status", env=env).stdout
+    assert "Exec network          │ host (commands reach whatever this machine reaches" in default
+    config.write_text('[tools.exec]\nsandbox = "none"\nnetwork = "none"\n')
+    refused = mofaclaw("status", env=env).stdout
+    assert "Exec network          │ none, but there is no sandbox to enforce it: exec refuses to run" in refused
+    assert "Exec sandbox          │ off (tools.exec.sandbox = none); exec refuses to run" in refused
+    if sandbox_works():
+        config.write_text('[tools.exec]\nnetwork = "none"\n')
+        assert "Exec network          │ none (the sandbox has no network)" in mofaclaw("status", env=env).stdout
 
 
 # --- fail loud, or closed ------------------------------------------------------------------------------

@@ -7,18 +7,17 @@ SIGTERM (timeout, cancelled turn), or when mofaclaw itself dies (PR_SET_PDEATHSI
 descendant and then exits the way the command did. Also the command's parent: its environment is
 the scrubbed one, so /proc/$PPID/environ holds nothing secret.
 
-Run as a script (`python -I -S reaper.py PARENT_PID COMMAND...`): standard library only.
+Run as a script (`python -I -S reaper.py PARENT_PID COMMAND...`): standard library only, and few
+imports, since every unsandboxed command waits for this interpreter to start.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import resource
 import signal
 import sys
-from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -30,7 +29,7 @@ class _Stop(Exception):
 
 def reaper_argv(command: list[str]) -> list[str]:
     """The command line that runs `command` under the reaper, for a process whose parent is us."""
-    return [sys.executable, "-I", "-S", str(Path(__file__)), str(os.getpid()), *command]
+    return [sys.executable, "-I", "-S", os.path.abspath(__file__), str(os.getpid()), *command]
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -85,8 +84,10 @@ def _kill_descendants() -> None:
     me = os.getpid()
     while True:
         for pid in _descendants(me):
-            with contextlib.suppress(ProcessLookupError):
+            try:  # noqa: SIM105 (contextlib would cost an import at every command's start)
                 os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         try:
             os.waitpid(-1, 0)
             while os.waitpid(-1, os.WNOHANG)[0]:

@@ -118,6 +118,7 @@ class Decision:
     bwrap: str | None  # the sandbox to run in; None: directly, or not at all
     refusal: str = ""  # why exec refuses to run any command
     reason: str = ""  # why there is no sandbox
+    refused_by: str = ""  # the setting that makes it refuse
 
 
 def decide(settings: ToolSettings) -> Decision:
@@ -133,10 +134,11 @@ def decide(settings: ToolSettings) -> Decision:
         reason = "bubblewrap not installed" if bwrap is None else probe.reason
         if mode in ("required", "bwrap"):
             return Decision(None, f"tools.exec.sandbox is '{mode}' but {probe.reason}; the command was not run, "
-                                  "because running it unsandboxed is not allowed by the configuration", reason)
+                                  "because running it unsandboxed is not allowed by the configuration", reason,
+                            "tools.exec.sandbox")
     if network == "none":
         return Decision(None, f"tools.exec.network is 'none' but there is no sandbox ({reason}) to cut a "
-                              "command off from the network; the command was not run", reason)
+                              "command off from the network; the command was not run", reason, "tools.exec.network")
     return Decision(None, reason=reason)
 
 
@@ -147,6 +149,8 @@ def sandbox_status(settings: ToolSettings) -> str:
     decision = decide(settings)
     if decision.bwrap:
         return "bwrap (active)"
+    if decision.refused_by == "tools.exec.network":
+        return f"off ({decision.reason}); exec refuses to run, tools.exec.network = none needs the sandbox"
     if decision.refusal:
         return f"unavailable ({decision.reason}; exec refuses to run)"
     return f"off ({decision.reason})"
@@ -160,7 +164,7 @@ def network_status(settings: ToolSettings) -> str:
         return "host (commands reach whatever this machine reaches, loopback services included)"
     if decide(settings).bwrap:
         return "none (the sandbox has no network)"
-    return "none, but without a sandbox it cannot be enforced: exec refuses to run"
+    return "none, but there is no sandbox to enforce it: exec refuses to run"
 
 
 def sandbox_warning(settings: ToolSettings) -> str | None:
