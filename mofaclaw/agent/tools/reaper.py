@@ -38,12 +38,15 @@ def _stop(signum: int, frame: object) -> None:
 
 def main(argv: list[str]) -> None:
     parent, command = int(argv[0]), argv[1:]
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except AttributeError:  # not Linux: no subreapers here; mofaclaw still kills the process group
+        return _exec(command)
+    if prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         sys.exit(f"mofaclaw exec: cannot become a subreaper: {os.strerror(ctypes.get_errno())}")
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGHUP, _stop)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     status = None
     try:
         if os.getppid() != parent:  # mofaclaw died before the death signal was armed
@@ -62,6 +65,7 @@ def main(argv: list[str]) -> None:
 
 
 def _exec(command: list[str]) -> None:
+    """Replace this process with `command`; does not return."""
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
     try:
