@@ -8,6 +8,8 @@ import contextlib
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -324,3 +326,24 @@ async def test_credentials_are_scrubbed_by_name_pattern_and_url(workspace: Path,
         assert f"{name}=" not in result and value not in result, name
     for name, value in kept.items():
         assert f"{name}={value}\n" in result, name
+
+
+def test_guarding_the_process_keeps_its_own_use_of_the_secrets(tmp_path: Path) -> None:
+    # A fresh process, so the secret is in the environment block it was started with, as for
+    # `OPENAI_API_KEY=... mofaclaw gateway`: after the guard, /proc no longer shows it, while
+    # os.environ (the provider key fallback) and processes it starts itself still get it.
+    script = tmp_path / "guarded.py"
+    script.write_text(
+        "import os, subprocess\n"
+        "from mofaclaw.agent.tools.procguard import guard_process\n"
+        "from mofaclaw.agent.tools.shell_policy import is_secret_variable\n"
+        "guard_process(lambda name, value: is_secret_variable(name, value))\n"
+        "print('proc:', 'sk-block-secret' in open('/proc/self/environ').read())\n"
+        "print('os.environ:', os.environ['OPENAI_API_KEY'])\n"
+        "print('child:', subprocess.run(['sh', '-c', 'echo $OPENAI_API_KEY'], capture_output=True, text=True)"
+        ".stdout.strip())\n"
+        )
+    env = {**os.environ, "OPENAI_API_KEY": "sk-block-secret", "PYTHONPATH": str(Path(__file__).parents[1])}
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=30)
+    assert done.stdout.splitlines()[:3] == ["proc: False", "os.environ: sk-block-secret", "child: sk-block-secret"], (
+        done.stdout + done.stderr)
