@@ -18,6 +18,7 @@ from mofaclaw.agent.subagent import SubagentManager
 from mofaclaw.agent.tools.base import Tool, ToolRegistry
 from mofaclaw.agent.tools.builtin import build_tools
 from mofaclaw.agent.tools.settings import ToolSettings
+from mofaclaw.agent.tools.shell import sandbox_warning
 from mofaclaw.agent.tools.spawn import SpawnTool
 from mofaclaw.bus.base import MessageBus
 from mofaclaw.bus.events import InboundMessage
@@ -180,6 +181,7 @@ def tool_settings(config: Config, workspace: Path, secrets: tuple[str, ...]) -> 
         exec_enabled=tools.exec.enabled,
         exec_timeout=tools.exec.timeout,
         exec_sandbox=tools.exec.sandbox,
+        exec_network=tools.exec.network,
         exec_max_output_chars=tools.exec.max_output_chars,
         web_search_provider=tools.web.search_provider,
         web_brave_api_key=tools.web.brave_api_key.get_secret_value() if tools.web.brave_api_key else None,
@@ -231,6 +233,8 @@ def build_runtime(
     # Small local models cannot call tools: a plain answer beats garbage.
     can_call_tools = settings is None or settings.kind != "local" or settings.tool_capable
     registry = ToolRegistry([*build_tools(tools_cfg, bus), *extra_tools] if can_call_tools else ())
+    if can_call_tools and (exec_warning := sandbox_warning(tools_cfg)):
+        warnings.append(exec_warning)
     model_id = split_model(model)[1] if model else ""
     runner = TurnRunner(provider, registry, TurnSettings(
         model=model_id,

@@ -42,6 +42,8 @@ def agent(
         text = sys.stdin.read() if message == "-" else message
         if not text.strip():
             fail("the message is empty", code=2)
+        for warning in runtime.warnings:  # the interactive chat shows them in its header
+            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
         ok = asyncio.run(_one_shot(runtime, text, session))
         raise typer.Exit(0 if ok else 1)
     from mofaclaw.cli.chat import ChatSession

@@ -11,7 +11,7 @@ def status(config: ConfigOption = None) -> None:
     """Show the config, data dir, workspace, model, providers, gateway address and channels."""
     from rich.table import Table
 
-    from mofaclaw.agent.tools.shell import sandbox_status
+    from mofaclaw.agent.tools.shell import network_status, sandbox_status
     from mofaclaw.config import paths
     from mofaclaw.errors import ConfigError
     from mofaclaw.providers.table import KNOWN_PROVIDERS, resolve_provider, split_model
@@ -59,6 +59,7 @@ def status(config: ConfigOption = None) -> None:
     table.add_row("Gateway", f"http://{g.host}:{g.port}/v1 · {auth}")
     tools = tool_settings(cfg, workspace, ())
     table.add_row("Exec sandbox", sandbox_status(tools) if cfg.tools.exec.enabled else "exec tool disabled")
+    table.add_row("Exec network", network_status(tools))
     table.add_row("Restrict to workspace", "yes" if cfg.tools.restrict_to_workspace else "[yellow]no[/]")
     enabled = [name for name, c in cfg.channels.items() if c.enabled]
     table.add_row("Channels", ", ".join(["api (gateway)", *enabled]))

@@ -57,7 +57,8 @@ class GatewayConfig(Section):
 class ExecConfig(Section):
     enabled: bool = True
     timeout: float = Field(60.0, gt=0)
-    sandbox: Literal["auto", "bwrap", "none"] = "auto"
+    sandbox: Literal["auto", "required", "bwrap", "none"] = "auto"  # "bwrap": the older name of "required"
+    network: Literal["host", "none"] = "host"
     max_output_chars: int = Field(10_000, gt=0)
 
 

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-SandboxMode = Literal["auto", "bwrap", "none"]
+# "required" refuses to run commands without the sandbox; "bwrap" is its older name.
+SandboxMode = Literal["auto", "required", "bwrap", "none"]
+NetworkMode = Literal["host", "none"]
 SearchProviderName = Literal["duckduckgo", "brave"]
 
 
@@ -21,6 +23,7 @@ class ToolSettings:
     exec_enabled: bool = True
     exec_timeout: float = 60.0
     exec_sandbox: SandboxMode = "auto"
+    exec_network: NetworkMode = "host"
     exec_max_output_chars: int = 10_000
 
     web_search_provider: SearchProviderName = "duckduckgo"

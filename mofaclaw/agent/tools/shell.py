@@ -15,18 +15,23 @@ from typing import Any
 
 from mofaclaw.agent.tools.base import ToolContext
 from mofaclaw.agent.tools.paths import display_path, resolve_path
-from mofaclaw.agent.tools.sandbox import bwrap_argv, choose_sandbox, sandbox_status
+from mofaclaw.agent.tools.procguard import guard_process
+from mofaclaw.agent.tools.reaper import reaper_argv
+from mofaclaw.agent.tools.sandbox import bwrap_argv, decide, network_status, sandbox_status, sandbox_warning
 from mofaclaw.agent.tools.settings import ToolSettings
-from mofaclaw.agent.tools.shell_policy import check_command, scrub_environment
+from mofaclaw.agent.tools.shell_policy import check_command, is_secret_variable, scrub_environment
 from mofaclaw.errors import ToolError
 
-__all__ = ["ExecTool", "sandbox_status"]
+__all__ = ["ExecTool", "network_status", "sandbox_status", "sandbox_warning"]
 
 log = logging.getLogger(__name__)
 
 # After the command is gone, how long its pipes may stay open (held by something that escaped its
 # process group with setsid) before the output is taken as complete.
 _PIPE_GRACE = 2.0
+# How long the reaper (or bwrap) gets to take down what the command started before the group is
+# killed outright.
+_STOP_GRACE = 5.0
 
 
 class ExecTool:
@@ -56,14 +61,22 @@ class ExecTool:
         s = self.settings
         command: str = args["command"]
         check_command(command)
-        bwrap = await asyncio.to_thread(choose_sandbox, s.exec_sandbox)
+        decision = await asyncio.to_thread(decide, s)
+        if decision.refusal:
+            raise ToolError(decision.refusal)
+        bwrap = decision.bwrap
         # The sandbox only contains the workspace, so there a directory outside it cannot exist.
         restrict = s.restrict_to_workspace or bwrap is not None
         cwd = resolve_path(args.get("working_dir") or ".", s.workspace, restrict)
         if not cwd.is_dir():
             raise ToolError(f"working_dir {display_path(cwd, s.workspace)} is not an existing directory")
         env = scrub_environment(os.environ, s.secret_values)
-        argv = bwrap_argv(bwrap, s.workspace, cwd, command, env) if bwrap else ["bash", "-c", command]
+        # Unsandboxed, /proc shows this process to the command; sandboxed, a mistake elsewhere might.
+        guard_process(lambda name, value: is_secret_variable(name, value, s.secret_values))
+        if bwrap:
+            argv = bwrap_argv(bwrap, s.workspace, cwd, command, env, s.exec_network)
+        else:
+            argv = reaper_argv(["bash", "-c", command])
         log.debug("exec in %s (%s): %s", cwd, "bwrap" if bwrap else "no sandbox", command)
         result = await run_process(argv, cwd, env, s.exec_timeout, s.exec_max_output_chars)
         report = result.render(s.exec_max_output_chars)
@@ -175,7 +188,9 @@ class _CommandProtocol(asyncio.SubprocessProtocol):
 
 
 async def run_process(argv: list[str], cwd: Path, env: dict[str, str], timeout: float, max_chars: int) -> ProcessResult:
-    """Run `argv` in its own session and process group; kill the whole group when it ends or times out."""
+    """Run `argv` (the reaper or bwrap, around the command) in its own session; when the command ends,
+    times out or is cancelled, it takes down everything the command started, and then the group
+    is killed too."""
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.subprocess_exec(
         lambda: _CommandProtocol(max_chars),
@@ -195,9 +210,16 @@ async def run_process(argv: list[str], cwd: Path, env: dict[str, str], timeout: 
         except TimeoutError:
             timed_out = True
     finally:
-        # On timeout, on cancellation of the turn, and after a normal exit too: whatever the shell
-        # left running in its group (`cmd &`) is killed, so nothing outlives the call.
-        _kill_group(transport.get_pid())
+        pid = transport.get_pid()
+        if not protocol.exited.is_set():
+            # Timeout or cancelled turn: SIGTERM lets the reaper kill every descendant, even those
+            # that left the group with setsid; bwrap dies and the kernel empties its pid namespace.
+            _signal(pid, signal.SIGTERM)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_STOP_GRACE):
+                    await protocol.exited.wait()
+        # And in any case, whatever is left in the group (the reaper itself, if it was stuck).
+        _kill_group(pid)
         try:
             async with asyncio.timeout(_PIPE_GRACE):
                 await protocol.exited.wait()
@@ -207,6 +229,11 @@ async def run_process(argv: list[str], cwd: Path, env: dict[str, str], timeout: 
         finally:
             transport.close()
     return ProcessResult(transport.get_returncode(), protocol.outputs[1], protocol.outputs[2], timed_out)
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
 
 
 def _kill_group(pgid: int) -> None:

@@ -173,22 +173,30 @@ def _is_broad(target: str) -> bool:
 
 # --- The environment -----------------------------------------------------------------------------
 
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|^MOFACLAW_", re.IGNORECASE)
+# Names that hold a secret wherever the word appears (OPENAI_API_KEY, GITHUB_TOKEN, AWS_SECRET_ACCESS_KEY,
+# SLACK_WEBHOOK_URL) and short words that only count as a whole part of the name (GH_PAT, BASIC_AUTH,
+# GOOGLE_CREDS, but not PATH or AUTHOR).
+_SECRET_WORDS = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|WEBHOOK|PRIVATE", re.IGNORECASE)
+_SECRET_PARTS = re.compile(r"(?:^|_)(?:PAT|AUTH|CREDS?|COOKIE|DSN|DATABASE_URL)(?:_|$)", re.IGNORECASE)
+# mofaclaw's own settings (MOFACLAW_PROVIDERS__OPENAI__API_KEY, MOFACLAW_GATEWAY__API_KEYS, ...).
+_OWN_SETTINGS = "MOFACLAW_"
 # Not secrets by name, but they hand out the user's SSH and GPG keys to whoever can reach the socket.
 _AGENT_SOCKETS = {"SSH_AUTH_SOCK", "GPG_AGENT_INFO"}
+# A URL with a password in it (postgres://user:pass@db/x, https://user:token@git.example), anywhere in a value.
+_URL_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*:[^\s/?#@]+@")
 # Shorter secrets are only matched as a whole value: a 3-character "secret" must not knock out PATH.
 _MIN_SUBSTRING_SECRET = 8
 
 
+def is_secret_variable(name: str, value: str, secret_values: tuple[str, ...] = ()) -> bool:
+    """Whether the variable `name=value` may hold a credential, so no command may see it."""
+    if name.upper().startswith(_OWN_SETTINGS) or name in _AGENT_SOCKETS:
+        return True
+    if _SECRET_WORDS.search(name) or _SECRET_PARTS.search(name) or _URL_CREDENTIALS.search(value):
+        return True
+    return any(value == s or (len(s) >= _MIN_SUBSTRING_SECRET and s in value) for s in secret_values if s)
+
+
 def scrub_environment(environ: Mapping[str, str], secret_values: tuple[str, ...]) -> dict[str, str]:
-    """A copy of `environ` without provider keys, tokens, gateway secrets or agent sockets."""
-    secrets = [s for s in secret_values if s]
-    return {
-        name: value
-        for name, value in environ.items()
-        if not _SECRET_NAME.search(name) and name not in _AGENT_SOCKETS and not _holds(value, secrets)
-    }
-
-
-def _holds(value: str, secrets: list[str]) -> bool:
-    return any(value == s or (len(s) >= _MIN_SUBSTRING_SECRET and s in value) for s in secrets)
+    """A copy of `environ` without credentials: by name, by URL-with-password value, and by known value."""
+    return {name: value for name, value in environ.items() if not is_secret_variable(name, value, secret_values)}
