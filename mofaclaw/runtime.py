@@ -29,6 +29,8 @@ from mofaclaw.config.models import Config
 from mofaclaw.errors import ProviderError
 from mofaclaw.gateway.channel import ApiChannel
 from mofaclaw.gateway.settings import GatewaySettings
+from mofaclaw.mcp.servers import McpServers
+from mofaclaw.mcp.settings import McpServerSettings
 from mofaclaw.providers.table import (
     LOCAL_DEFAULT_MODEL,
     ProviderSettings,
@@ -75,6 +77,7 @@ class Runtime:
     tool_settings: ToolSettings
     cron: CronService
     heartbeat: HeartbeatService
+    mcp: McpServers
     warnings: list[str] = field(default_factory=list)
 
     async def aclose(self) -> None:
@@ -124,6 +127,8 @@ def secret_values(config: Config, settings: ProviderSettings | None) -> tuple[st
         values.append(config.tools.web.brave_api_key.get_secret_value())
     if settings and settings.api_key:
         values.append(settings.api_key)
+    for server in config.mcp.servers.values():  # MCP server tokens stay out of exec's environment
+        values += [v.get_secret_value() for v in (*server.env.values(), *server.headers.values())]
     for channel in config.channels.values():
         values += [str(v) for k, v in (channel.model_extra or {}).items() if "token" in k or "secret" in k]
     return tuple(v for v in values if v)
@@ -149,6 +154,26 @@ def tool_settings(config: Config, workspace: Path, secrets: tuple[str, ...]) -> 
         web_allowed_networks=tuple(tools.web.allowed_networks),
         secret_values=secrets,
     )
+
+
+def mcp_settings(config: Config) -> list[McpServerSettings]:
+    return [
+        McpServerSettings(
+            name=name,
+            transport=s.transport or ("stdio" if s.command else "streamable-http"),
+            command=s.command,
+            args=tuple(s.args),
+            env={k: v.get_secret_value() for k, v in s.env.items()},
+            cwd=s.cwd,
+            url=s.url,
+            headers={k: v.get_secret_value() for k, v in s.headers.items()},
+            enabled=s.enabled,
+            timeout=s.timeout,
+            tools=tuple(s.tools),
+            startup=s.startup,
+        )
+        for name, s in config.mcp.servers.items()
+    ]
 
 
 def gateway_settings(config: Config) -> GatewaySettings:
@@ -200,6 +225,8 @@ def build_runtime(config: Config) -> Runtime:
     runner = TurnRunner(provider, registry, turn)
     subagents = SubagentManager(provider, runner, bus, workspace, defaults.subagent_max_iterations)
     cron_store = CronStore(paths.cron_store())
+    # MCP servers add their tools to the registry while they run; not for a model that gets no tools.
+    mcp = McpServers(mcp_settings(config) if registry.names else [], registry, paths.mofaclaw_home() / "logs")
     if registry.names:
         registry.register(SpawnTool(subagents))
         # late-bound: the service that wakes on new jobs is built below, around the agent
@@ -212,7 +239,7 @@ def build_runtime(config: Config) -> Runtime:
     heartbeat = HeartbeatService(workspace, agent.ask, bus, HeartbeatSettings(
         config.heartbeat.interval, config.heartbeat.channel, config.heartbeat.to))
     return Runtime(config, model, settings, bus, store, provider, agent, subagents, tools_cfg, cron, heartbeat,
-                   warnings)
+                   mcp, warnings)
 
 
 async def serve_gateway(runtime: Runtime, settings: GatewaySettings, extra_channels: Sequence[Channel] = ()) -> None:
@@ -239,6 +266,8 @@ async def serve_gateway(runtime: Runtime, settings: GatewaySettings, extra_chann
             tg.create_task(channels.run(), name="channels")
             for service in services(runtime):
                 tg.create_task(service, name="service")
+            tg.create_task(runtime.mcp.run(), name="mcp")
+            await runtime.mcp.wait_ready()  # eager MCP servers' tools are there for the first request
             await server.serve(sockets=[sock])
             raise _Stopped  # the server ended: stop the siblings too
     except* _Stopped:
@@ -268,6 +297,7 @@ async def run_single_turn(config: Config, message: InboundMessage) -> str:
     """One turn outside the gateway (cron run, scripts): the answer, or a MofaclawError."""
     runtime = build_runtime(config)
     try:
-        return await runtime.agent.ask(message)
+        async with runtime.mcp.running():
+            return await runtime.agent.ask(message)
     finally:
         await runtime.aclose()

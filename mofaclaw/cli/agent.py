@@ -57,23 +57,24 @@ async def _one_shot(runtime: Runtime, text: str, session: str) -> bool:
     queue = runtime.bus.subscribe("cli")
     loop_task = asyncio.create_task(runtime.agent.run())
     try:
-        await runtime.bus.publish_inbound(
-            InboundMessage("cli", "user", "direct", text, session_key_override=session))
-        streamed = False
-        while True:
-            out = await queue.get()
-            if out.kind == "delta":
-                sys.stdout.write(out.content)
-                sys.stdout.flush()
-                streamed = True
-            elif out.kind == "message":
-                sys.stdout.write(("" if streamed else out.content) + "\n")
-                return True
-            elif out.kind == "error":
-                if streamed:
-                    sys.stdout.write("\n")
-                err_console.print(f"[bold red]error:[/] {out.content}", highlight=False, soft_wrap=True)
-                return False
+        async with runtime.mcp.running():  # MCP servers: the eager ones connected before the turn
+            await runtime.bus.publish_inbound(
+                InboundMessage("cli", "user", "direct", text, session_key_override=session))
+            streamed = False
+            while True:
+                out = await queue.get()
+                if out.kind == "delta":
+                    sys.stdout.write(out.content)
+                    sys.stdout.flush()
+                    streamed = True
+                elif out.kind == "message":
+                    sys.stdout.write(("" if streamed else out.content) + "\n")
+                    return True
+                elif out.kind == "error":
+                    if streamed:
+                        sys.stdout.write("\n")
+                    err_console.print(f"[bold red]error:[/] {out.content}", highlight=False, soft_wrap=True)
+                    return False
     finally:
         loop_task.cancel()
         await asyncio.gather(loop_task, return_exceptions=True)

@@ -37,15 +37,16 @@ class ChatSession:
             self.console.print(f"[yellow]warning:[/] {warning}", highlight=False)
         loop_task = asyncio.create_task(self.runtime.agent.run())
         try:
-            while True:
-                try:
-                    text = await prompt.prompt_async("you › ")
-                except (EOFError, KeyboardInterrupt):
-                    break
-                if text.strip().lower() in EXIT_WORDS:
-                    break
-                if text.strip():
-                    await self._turn(text)
+            async with self.runtime.mcp.running():  # MCP servers: the eager ones connected before the first turn
+                while True:
+                    try:
+                        text = await prompt.prompt_async("you › ")
+                    except (EOFError, KeyboardInterrupt):
+                        break
+                    if text.strip().lower() in EXIT_WORDS:
+                        break
+                    if text.strip():
+                        await self._turn(text)
         finally:
             loop_task.cancel()
             await asyncio.gather(loop_task, return_exceptions=True)
