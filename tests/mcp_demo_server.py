@@ -6,7 +6,8 @@ cancellation), crash (the process dies mid-call), grow (adds a tool and sends to
 drop_database (for allow-list tests), whoami (reads DEMO_TOKEN from its environment). A text resource
 and a prompt. Options (stdio): --pidfile PATH appends this process's pid; --marks DIR receives one file
 per event ("cancelled"); --stubborn keeps the process alive after stdin closes and ignores SIGTERM, with
-a grandchild process, so only a kill of the process group ends it.
+a grandchild process, so only a kill of the process group ends it; --start-when PATH starts serving
+only once PATH exists.
 """
 
 from __future__ import annotations
@@ -132,9 +133,12 @@ def main() -> None:
     parser.add_argument("--pidfile", type=Path)
     parser.add_argument("--marks", type=Path)
     parser.add_argument("--stubborn", action="store_true")
+    parser.add_argument("--start-when", type=Path, help="answer nothing until this file exists (a slow start)")
     args = parser.parse_args()
     MARKS, PIDFILE = args.marks, args.pidfile
     _record_pid(os.getpid())
+    while args.start_when is not None and not args.start_when.exists():
+        time.sleep(0.02)
     if args.stubborn:
         _stubborn()
     build().run("stdio")

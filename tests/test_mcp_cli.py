@@ -126,3 +126,32 @@ max_retries = 0
     # the conversation kept its history between the two calls
     assert [m["content"] for m in second["messages"][1:]] == [
         "what is the answer?", "Delegated: the answer is 42.", "what did I ask?"]
+
+
+def test_agent_one_shot_uses_an_mcp_tool_and_warns_once_about_a_broken_server(mofaclaw_home: Path,
+                                                                              upstream: ScriptedUpstream) -> None:
+    write_config(mofaclaw_home, f"""
+[agents.defaults]
+model = "scripted/test-model"
+
+[providers.scripted]
+api_base = "{upstream.base_url}"
+api_key = "x"
+max_retries = 0
+
+[mcp.servers.demo]
+command = "{sys.executable}"
+args = ["{DEMO}"]
+
+[mcp.servers.broken]
+command = "/nonexistent/mcp-server"
+""")
+    upstream.tool_calls([("mcp_demo_echo", {"text": "from the terminal"})])
+    upstream.reply("The demo server said hello.")
+    result = mofaclaw(mofaclaw_home, "agent", "-m", "use the demo")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "The demo server said hello.\n"
+    assert [m["content"] for m in upstream.requests[1]["messages"] if m["role"] == "tool"] == [
+        "demo says: from the terminal"]
+    warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "MCP server broken failed to start: command not found" in warnings[0]

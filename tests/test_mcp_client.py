@@ -138,6 +138,23 @@ async def test_tool_list_change_is_picked_up_without_restart(upstream: ScriptedU
         assert tool_results(upstream.requests[3])[-1] == "late tool here"
 
 
+async def test_lazy_server_connects_in_the_background(upstream: ScriptedUpstream, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    lazy = demo_stdio(tmp_path, "lazy", "--start-when", str(go), startup="lazy")
+    upstream.reply("Answered without waiting.")
+    async with agent_with(upstream, tmp_path, lazy) as (h, mcp):
+        # the first turn does not wait for a lazy server
+        assert await turn(h) == "Answered without waiting."
+        assert mcp.states["lazy"].state == "connecting"
+        assert not any(n.startswith("mcp_lazy_") for n in offered(upstream.requests[0]))
+        go.touch()
+        await until(lambda: mcp.states["lazy"].state == "connected", what="the lazy server")
+        upstream.tool_calls([("mcp_lazy_echo", {"text": "later"})])
+        upstream.reply("ok")
+        assert await turn(h) == "ok"
+        assert tool_results(upstream.requests[2]) == ["demo says: later"]
+
+
 async def test_stubborn_server_and_its_children_are_killed_on_shutdown(upstream: ScriptedUpstream,
                                                                       tmp_path: Path) -> None:
     import os

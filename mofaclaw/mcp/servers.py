@@ -4,6 +4,7 @@ kept in the agent's registry."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -63,6 +64,11 @@ class McpServers:
         return state.connection
 
     async def run(self) -> None:
+        if not any(s.settings.enabled for s in self.states.values()):
+            return
+        # Importing the SDK takes a second or two: in a thread, so the event loop keeps serving meanwhile.
+        await asyncio.to_thread(importlib.import_module, "mofaclaw.mcp.results")
+        await asyncio.to_thread(importlib.import_module, "mofaclaw.mcp.connection")
         async with asyncio.TaskGroup() as tg:
             for state in self.states.values():
                 if state.settings.enabled:

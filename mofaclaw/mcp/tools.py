@@ -5,20 +5,21 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import mcp_types as types
+from typing import TYPE_CHECKING, Any
 
 from mofaclaw.agent.tools.base import ToolContext
 from mofaclaw.errors import ToolError
-from mofaclaw.mcp.connection import McpConnection
-from mofaclaw.mcp.results import resource_list_text, resource_text, tool_result_text
+
+if TYPE_CHECKING:  # the SDK loads off the event loop (McpServers.run): it takes seconds to import
+    import mcp_types as types
+
+    from mofaclaw.mcp.connection import McpConnection
 
 MAX_NAME = 64  # providers accept tool names matching ^[a-zA-Z0-9_-]{1,64}$
 _UNSAFE = re.compile(r"[^a-zA-Z0-9_-]+")
 
 # The live connection of a server by its name; raises ToolError while it is not connected.
-ConnectionOf = Callable[[str], McpConnection]
+ConnectionOf = Callable[[str], "McpConnection"]
 
 
 def agent_tool_name(server: str, tool: str) -> str:
@@ -44,6 +45,8 @@ class McpTool:
         self._connection_of = connection_of
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> str:
+        from mofaclaw.mcp.results import tool_result_text
+
         connection = self._connection_of(self.server)
         return tool_result_text(await connection.call_tool(self.remote_name, args))
 
@@ -73,6 +76,8 @@ class ReadResourceTool:
         server, uri = args["server"], args.get("uri", "").strip()
         if server not in self._servers:
             raise ToolError(f"unknown MCP server '{server}'. Servers: {', '.join(self._servers)}")
+        from mofaclaw.mcp.results import resource_list_text, resource_text
+
         connection = self._connection_of(server)
         if not uri:
             return resource_list_text(server, await connection.list_resources())
