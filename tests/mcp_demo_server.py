@@ -4,8 +4,9 @@ served over streamable HTTP in-process (`http_app()`).
 Tools: echo, add (structured output), picture (an image), pointer (a resource link), hang (records its
 cancellation), crash (the process dies mid-call), grow (adds a tool and sends tools/list_changed),
 drop_database (for allow-list tests), whoami (reads DEMO_TOKEN from its environment). A text resource
-and a prompt. Options (stdio): --pidfile PATH appends this process's pid; --marks DIR receives one file
-per event ("cancelled"); --stubborn keeps the process alive after stdin closes and ignores SIGTERM, with
+and a prompt. Options (stdio): --legacy announces list changes the 2025 way (mcp_legacy_proxy.py makes it
+speak only that protocol); --pidfile PATH appends this process's pid; --marks DIR receives one file per
+event ("cancelled"); --stubborn keeps the process alive after stdin closes and ignores SIGTERM, with
 a grandchild process, so only a kill of the process group ends it; --start-when PATH starts serving
 only once PATH exists.
 """
@@ -28,6 +29,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.resources import TextResource
 
 MARKS: Path | None = None
+LEGACY = False  # announce list changes as notifications/tools/list_changed (run behind mcp_legacy_proxy.py)
 
 
 def mark(event: str) -> None:
@@ -83,7 +85,10 @@ def build() -> MCPServer:
             return "late tool here"
 
         server.add_tool(late)
-        await ctx.request_context.session.send_tool_list_changed()
+        if LEGACY:  # as servers of the 2025 protocol do it
+            await ctx.request_context.session.send_tool_list_changed()
+        else:  # to subscriptions/listen streams (protocol 2026-07-28)
+            await ctx.notify_tools_changed()
         return "grown"
 
     @server.tool()
@@ -128,14 +133,15 @@ def _record_pid(pid: int) -> None:
 
 
 def main() -> None:
-    global MARKS, PIDFILE
+    global MARKS, PIDFILE, LEGACY
     parser = argparse.ArgumentParser()
     parser.add_argument("--pidfile", type=Path)
     parser.add_argument("--marks", type=Path)
     parser.add_argument("--stubborn", action="store_true")
+    parser.add_argument("--legacy", action="store_true", help="announce list changes the 2025 way")
     parser.add_argument("--start-when", type=Path, help="answer nothing until this file exists (a slow start)")
     args = parser.parse_args()
-    MARKS, PIDFILE = args.marks, args.pidfile
+    MARKS, PIDFILE, LEGACY = args.marks, args.pidfile, args.legacy
     _record_pid(os.getpid())
     while args.start_when is not None and not args.start_when.exists():
         time.sleep(0.02)

@@ -16,13 +16,18 @@ import uvicorn
 from mofaclaw.mcp.settings import McpServerSettings
 
 DEMO = Path(__file__).with_name("mcp_demo_server.py")
+LEGACY_PROXY = Path(__file__).with_name("mcp_legacy_proxy.py")
 
 
-def demo_stdio(tmp_path: Path, name: str = "demo", *extra: str, **overrides: Any) -> McpServerSettings:
-    """The demo server over stdio, recording its pids and events under tmp_path."""
+def demo_stdio(tmp_path: Path, name: str = "demo", *extra: str, legacy: bool = False,
+               **overrides: Any) -> McpServerSettings:
+    """The demo server over stdio, recording its pids and events under tmp_path; `legacy`: as a server
+    of the 2025 protocol."""
     marks = tmp_path / "marks"
     marks.mkdir(exist_ok=True)
     args = (str(DEMO), "--pidfile", str(tmp_path / f"{name}.pids"), "--marks", str(marks), *extra)
+    if legacy:
+        args = (str(LEGACY_PROXY), sys.executable, *args, "--legacy")
     return McpServerSettings(name=name, transport="stdio", command=sys.executable, args=args,
                              **{"timeout": 10.0, **overrides})
 

@@ -95,11 +95,12 @@ async def test_allow_list_hides_tools(upstream: ScriptedUpstream, tmp_path: Path
     assert not (tmp_path / "marks" / "dropped").exists()
 
 
-async def test_hanging_tool_times_out_and_is_cancelled_on_the_server(upstream: ScriptedUpstream,
-                                                                    tmp_path: Path) -> None:
+@pytest.mark.parametrize("legacy", [False, True], ids=["2026", "2025"])
+async def test_hanging_tool_times_out_and_is_cancelled_on_the_server(upstream: ScriptedUpstream, tmp_path: Path,
+                                                                    legacy: bool) -> None:
     upstream.tool_calls([("mcp_demo_hang", {})])
     upstream.reply("It took too long.")
-    async with agent_with(upstream, tmp_path, demo_stdio(tmp_path, timeout=1.0)) as (h, _):
+    async with agent_with(upstream, tmp_path, demo_stdio(tmp_path, legacy=legacy, timeout=1.0)) as (h, _):
         assert await turn(h) == "It took too long."
         result = tool_results(upstream.requests[1])[0]
         assert result.startswith("Error:") and "timed out after 1s and was cancelled" in result
@@ -123,10 +124,16 @@ async def test_crashed_server_is_reconnected(upstream: ScriptedUpstream, tmp_pat
         assert len(pids(tmp_path)) == 2  # a second process serves now
 
 
-async def test_tool_list_change_is_picked_up_without_restart(upstream: ScriptedUpstream, tmp_path: Path) -> None:
+@pytest.mark.parametrize("era", ["2026 (subscriptions/listen)", "2025 (notifications/tools/list_changed)"])
+async def test_tool_list_change_is_picked_up_without_restart(upstream: ScriptedUpstream, tmp_path: Path,
+                                                             era: str) -> None:
+    legacy = era.startswith("2025")
     upstream.tool_calls([("mcp_demo_grow", {})])
     upstream.reply("Grown.")
-    async with agent_with(upstream, tmp_path, demo_stdio(tmp_path)) as (h, _):
+    async with agent_with(upstream, tmp_path, demo_stdio(tmp_path, legacy=legacy)) as (h, mcp):
+        connection = mcp.states["demo"].connection
+        assert connection is not None and connection.client is not None
+        assert (connection.client.protocol_version == "2025-11-25") == legacy
         assert await turn(h) == "Grown."
         assert "mcp_demo_late" not in offered(upstream.requests[0])
         registry = h.agent.runner.tools

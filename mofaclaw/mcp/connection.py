@@ -13,8 +13,10 @@ import mcp_types as types
 from mcp import Client, StdioServerParameters, stdio_client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.client.subscriptions import ListenNotSupportedError, SubscriptionLost
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from mofaclaw import __version__
@@ -104,23 +106,39 @@ class McpConnection:
 
 @asynccontextmanager
 async def connect(settings: McpServerSettings, errlog: IO[str]) -> AsyncIterator[McpConnection]:
-    """Start (stdio) or reach (HTTP) the server and initialize a session; leaving stops a stdio server:
+    """Start (stdio) or reach (HTTP) the server and open a session; leaving stops a stdio server:
     stdin closed, then SIGTERM, then SIGKILL to its whole process group (the SDK's shutdown sequence)."""
     connection = McpConnection(settings)
-    # "legacy" is the initialize handshake every server in use speaks, with notifications/tools/list_changed
-    # and notifications/cancelled; the SDK's response cache is off so a changed list is read afresh.
-    client = Client(_transport(settings, errlog, connection.closed), mode="legacy", cache=None,
+    # "auto": the newest protocol a server speaks, else the initialize handshake. The SDK's response cache
+    # is off so that a changed tool list is read afresh.
+    client = Client(_transport(settings, errlog, connection.closed), mode="auto", cache=None,
                     read_timeout_seconds=max(settings.timeout, CONNECT_TIMEOUT), client_info=CLIENT_INFO,
                     message_handler=connection._on_message)
     # No timeout scope around this: the session's task groups outlive it. The handshake has its own
     # (read_timeout_seconds); a server that never answers fails it.
     await client.__aenter__()
+    listener: asyncio.Task[None] | None = None
     try:
         connection.client = client
+        if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            listener = asyncio.create_task(_listen_for_changes(client, connection))
         yield connection
     finally:
         connection.closed.set()
+        if listener is not None:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
         await client.__aexit__(None, None, None)
+
+
+async def _listen_for_changes(client: Client, connection: McpConnection) -> None:
+    """Since protocol 2026-07-28 list changes come on a subscriptions/listen stream, not as notifications."""
+    try:
+        async with client.listen(tools_list_changed=True) as subscription:
+            async for _event in subscription:
+                connection.changed.set()
+    except (MCPError, ListenNotSupportedError, SubscriptionLost, TimeoutError) as exc:
+        log.debug("MCP server %s: no tool list changes: %s", connection.settings.name, describe(exc))
 
 
 @asynccontextmanager
