@@ -68,7 +68,7 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0, what: str 
 
 
 @contextmanager
-def http_mcp_server(app: Any, token: str) -> Iterator[str]:
+def http_mcp_server(app: Any, token: str, port: int = 0) -> Iterator[str]:
     """An MCP app under uvicorn on loopback, in its own thread, behind a bearer token; yields its URL."""
 
     async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -78,7 +78,7 @@ def http_mcp_server(app: Any, token: str) -> Iterator[str]:
             return
         await app(scope, receive, send)
 
-    sock = socket.create_server(("127.0.0.1", 0))
+    sock = socket.create_server(("127.0.0.1", port))
     config = uvicorn.Config(guarded, log_level="warning", lifespan="on", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)

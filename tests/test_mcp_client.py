@@ -3,6 +3,7 @@ by the scripted upstream: results, errors, timeouts, crashes, list changes, allo
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -82,6 +83,25 @@ async def test_streamable_http_server_with_secret_header(upstream: ScriptedUpstr
             assert await turn(h) == "ok"
             assert tool_results(upstream.requests[1]) == ["demo says: over http"]
     assert "hdr-s3cret" not in caplog.text and "hdr-s3cret" not in repr(web)
+
+
+async def test_http_server_that_went_away_is_reconnected_when_it_is_back(upstream: ScriptedUpstream,
+                                                                         tmp_path: Path) -> None:
+    first = http_mcp_server(http_app(), token="t")
+    url = first.__enter__()
+    web = McpServerSettings(name="web", transport="streamable-http", url=url, headers={"Authorization": "Bearer t"})
+    async with agent_with(upstream, tmp_path, web) as (h, mcp):
+        await asyncio.to_thread(first.__exit__, None, None, None)  # the server stops
+        upstream.tool_calls([("mcp_web_echo", {"text": "anyone?"})])
+        upstream.reply("It is down.")
+        assert await turn(h) == "It is down."
+        assert tool_results(upstream.requests[1])[0].startswith("Error: MCP server 'web'")
+        with http_mcp_server(http_app(), token="t", port=int(url.rsplit(":", 1)[1].split("/")[0])):
+            await until(lambda: mcp.states["web"].state == "connected", what="a reconnect")
+            upstream.tool_calls([("mcp_web_echo", {"text": "back"})])
+            upstream.reply("It is back.")
+            assert await turn(h) == "It is back."
+            assert tool_results(upstream.requests[3])[-1] == "demo says: back"
 
 
 async def test_allow_list_hides_tools(upstream: ScriptedUpstream, tmp_path: Path) -> None:

@@ -114,21 +114,19 @@ async def connect(settings: McpServerSettings, errlog: IO[str]) -> AsyncIterator
     client = Client(_transport(settings, errlog, connection.closed), mode="auto", cache=None,
                     read_timeout_seconds=max(settings.timeout, CONNECT_TIMEOUT), client_info=CLIENT_INFO,
                     message_handler=connection._on_message)
-    # No timeout scope around this: the session's task groups outlive it. The handshake has its own
-    # (read_timeout_seconds); a server that never answers fails it.
-    await client.__aenter__()
-    listener: asyncio.Task[None] | None = None
-    try:
+    # The handshake is bounded by read_timeout_seconds: a server that never answers fails it.
+    async with client:
         connection.client = client
+        listener = None
         if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
             listener = asyncio.create_task(_listen_for_changes(client, connection))
-        yield connection
-    finally:
-        connection.closed.set()
-        if listener is not None:
-            listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
-        await client.__aexit__(None, None, None)
+        try:
+            yield connection
+        finally:
+            connection.closed.set()
+            if listener is not None:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
 
 
 async def _listen_for_changes(client: Client, connection: McpConnection) -> None:
