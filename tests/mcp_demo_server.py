@@ -1,5 +1,5 @@
 """A small MCP server written with the official SDK, for the MCP tests: run over stdio as a script, or
-served over streamable HTTP in-process (`http_app()`).
+served over streamable HTTP or SSE in-process (`http_app()`, `sse_app()`).
 
 Tools: echo, add (structured output), picture (an image), pointer (a resource link), hang (records its
 cancellation), crash (the process dies mid-call), grow (adds a tool and sends tools/list_changed),
@@ -114,6 +114,10 @@ def build() -> MCPServer:
 
 def http_app():  # type: ignore[no-untyped-def]
     return build().streamable_http_app()
+
+
+def sse_app():  # type: ignore[no-untyped-def]
+    return build().sse_app()
 
 
 def _stubborn() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from agent_harness import Harness, running_agent
-from mcp_demo_server import http_app
+from mcp_demo_server import http_app, sse_app
 from mcp_harness import alive, children_of, demo_stdio, http_mcp_server, pids, until
 from upstream import ScriptedUpstream
 
@@ -70,11 +70,14 @@ async def test_agent_calls_stdio_server_tools_and_reads_resources(upstream: Scri
     assert not alive(server_pid)  # the agent stopped: so did its server
 
 
-async def test_streamable_http_server_with_secret_header(upstream: ScriptedUpstream, tmp_path: Path,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("transport", ["streamable-http", "sse"])
+async def test_http_server_with_secret_header(upstream: ScriptedUpstream, tmp_path: Path, transport: str,
+                                              caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    with http_mcp_server(http_app(), token="hdr-s3cret") as url:
-        web = McpServerSettings(name="web", transport="streamable-http", url=url,
+    app = http_app() if transport == "streamable-http" else sse_app()
+    with http_mcp_server(app, token="hdr-s3cret") as url:
+        url = url if transport == "streamable-http" else url.removesuffix("/mcp") + "/sse"
+        web = McpServerSettings(name="web", transport=transport, url=url,  # type: ignore[arg-type]
                                 headers={"Authorization": "Bearer hdr-s3cret"}, timeout=10)
         upstream.tool_calls([("mcp_web_echo", {"text": "over http"})])
         upstream.reply("ok")
