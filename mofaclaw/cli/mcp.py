@@ -46,6 +46,10 @@ def serve(config: ConfigOption = None, verbose: VerboseOption = False) -> None:
         runtime = build_runtime(cfg)
     except MofaclawError as exc:
         fail(str(exc), code=2)
+    import logging
+
+    for warning in runtime.warnings:
+        logging.getLogger("mofaclaw.mcp").warning("%s", warning)
 
     async def main() -> None:
         try:
