@@ -98,10 +98,8 @@ class McpConnection:
         # Runs inside the SDK's receive loop: only set flags here, never send a request.
         if isinstance(message, types.ToolListChangedNotification):
             self.changed.set()
-        elif isinstance(message, Exception):
-            log.debug("MCP server %s: transport error: %s", self.settings.name, describe(message))
-            if self.settings.transport != "stdio":
-                self.closed.set()  # an HTTP stream that broke: reconnect rather than hang on it
+        elif isinstance(message, Exception):  # a message that did not parse; a lost connection ends the session
+            log.debug("MCP server %s: bad message: %s", self.settings.name, describe(message))
 
 
 @asynccontextmanager
