@@ -6,7 +6,7 @@ cancellation), crash (the process dies mid-call), grow (adds a tool and sends to
 drop_database (for allow-list tests), whoami (reads DEMO_TOKEN from its environment). A text resource
 and a prompt. Options (stdio): --legacy announces list changes the 2025 way (mcp_legacy_proxy.py makes it
 speak only that protocol); --pidfile PATH appends this process's pid; --marks DIR receives one file per
-event ("cancelled"); --stubborn keeps the process alive after stdin closes and ignores SIGTERM, with
+event ("hanging", "cancelled"); --stubborn keeps the process alive after stdin closes and ignores SIGTERM, with
 a grandchild process, so only a kill of the process group ends it; --start-when PATH starts serving
 only once PATH exists.
 """
@@ -64,6 +64,7 @@ def build() -> MCPServer:
     @server.tool()
     async def hang() -> str:
         """Never answers."""
+        mark("hanging")
         try:
             await asyncio.sleep(3600)
         except asyncio.CancelledError:

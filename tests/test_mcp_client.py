@@ -131,6 +131,15 @@ async def test_hanging_tool_times_out_and_is_cancelled_on_the_server(upstream: S
         await until(lambda: (tmp_path / "marks" / "cancelled").exists(), what="the server's cancellation")
 
 
+async def test_cancelled_turn_cancels_the_call_on_the_server(upstream: ScriptedUpstream, tmp_path: Path) -> None:
+    upstream.tool_calls([("mcp_demo_hang", {})])
+    async with agent_with(upstream, tmp_path, demo_stdio(tmp_path)) as (h, _):
+        message = await h.send("wait for it")
+        await until(lambda: (tmp_path / "marks" / "hanging").exists(), what="the call to start")
+        await h.send("", kind="cancel", request_id=message.request_id)
+        await until(lambda: (tmp_path / "marks" / "cancelled").exists(), what="the server's cancellation")
+
+
 async def test_crashed_server_is_reconnected(upstream: ScriptedUpstream, tmp_path: Path) -> None:
     upstream.tool_calls([("mcp_demo_crash", {})])
     upstream.reply("It crashed.")
