@@ -30,6 +30,8 @@ from mofaclaw.config import paths
 from mofaclaw.config.models import Config
 from mofaclaw.errors import ProviderError
 from mofaclaw.gateway.settings import GatewaySettings
+from mofaclaw.mcp.servers import McpServers
+from mofaclaw.mcp.settings import McpServerSettings
 from mofaclaw.providers.base import ChatRequest, LLMProvider, StreamEvent
 from mofaclaw.providers.settings import ProviderSettings
 from mofaclaw.providers.table import LOCAL_DEFAULT_MODEL, build_provider, resolve_provider, split_model
@@ -66,7 +68,7 @@ class Runtime:
 
     def __init__(self, *, config: Config, home: Path, model: str, provider: LLMProvider, bus: MessageBus,
                  store: SessionStore, agent: AgentLoop, subagents: SubagentManager, channels: ChannelManager,
-                 cron: CronService, heartbeat: HeartbeatService, tool_settings: ToolSettings,
+                 cron: CronService, heartbeat: HeartbeatService, mcp: McpServers, tool_settings: ToolSettings,
                  warnings: list[str]) -> None:
         self.config = config
         self.home = home
@@ -79,6 +81,7 @@ class Runtime:
         self.channels = channels
         self.cron = cron
         self.heartbeat = heartbeat
+        self.mcp = mcp
         self.tool_settings = tool_settings
         self.warnings = warnings
 
@@ -91,16 +94,19 @@ class Runtime:
     @asynccontextmanager
     async def running(self, *, services: bool = False) -> AsyncIterator[Runtime]:
         """Run the parts while the body runs; with `services`, cron and the heartbeat too (when enabled).
-        A part that fails stops the body; the body ending stops the parts; then everything is closed."""
+        The body starts once the eager MCP servers are connected (or failed). A part that fails stops the
+        body; the body ending stops the parts; then everything is closed."""
         try:
             async with asyncio.TaskGroup() as tg:
                 parts = [tg.create_task(self.agent.run(), name="agent"),
-                         tg.create_task(self.channels.run(), name="channels")]
+                         tg.create_task(self.channels.run(), name="channels"),
+                         tg.create_task(self.mcp.run(), name="mcp")]
                 if services and self.config.cron.enabled:
                     parts.append(tg.create_task(self.cron.run(), name="cron"))
                 if services and self.config.heartbeat.enabled:
                     parts.append(tg.create_task(self.heartbeat.run(), name="heartbeat"))
                 try:
+                    await self.mcp.wait_ready()
                     yield self
                 finally:
                     for part in parts:
@@ -167,6 +173,8 @@ def secret_values(config: Config, settings: ProviderSettings | None) -> tuple[st
         values.append(config.tools.web.brave_api_key.get_secret_value())
     if settings and settings.api_key:
         values.append(settings.api_key)
+    for server in config.mcp.servers.values():  # MCP server tokens stay out of exec's environment
+        values += [v.get_secret_value() for v in (*server.env.values(), *server.headers.values())]
     for channel in config.channels.values():
         values += [str(v) for k, v in (channel.model_extra or {}).items() if "token" in k or "secret" in k]
     return tuple(v for v in values if v)
@@ -193,6 +201,26 @@ def tool_settings(config: Config, workspace: Path, secrets: tuple[str, ...]) -> 
         web_allowed_networks=tuple(tools.web.allowed_networks),
         secret_values=secrets,
     )
+
+
+def mcp_settings(config: Config) -> list[McpServerSettings]:
+    return [
+        McpServerSettings(
+            name=name,
+            transport=s.transport or ("stdio" if s.command else "streamable-http"),
+            command=s.command,
+            args=tuple(s.args),
+            env={k: v.get_secret_value() for k, v in s.env.items()},
+            cwd=s.cwd,
+            url=s.url,
+            headers={k: v.get_secret_value() for k, v in s.headers.items()},
+            enabled=s.enabled,
+            timeout=s.timeout,
+            tools=tuple(s.tools),
+            startup=s.startup,
+        )
+        for name, s in config.mcp.servers.items()
+    ]
 
 
 def gateway_settings(config: Config) -> GatewaySettings:
@@ -254,8 +282,10 @@ def build_runtime(
         # Added last: these tools need the agent's services, which need the runner above.
         registry.register(SpawnTool(subagents))
         registry.register(CronTool(cron_store, wake=cron.wake, default_tz=defaults.timezone))
+    # MCP servers add their tools to the registry while they run; not for a model that gets no tools.
+    mcp = McpServers(mcp_settings(config) if can_call_tools else [], registry, home / "logs")
     return Runtime(config=config, home=home, model=model, provider=provider, bus=bus, store=store, agent=agent,
-                   subagents=subagents, channels=ChannelManager(bus, channels), cron=cron, heartbeat=heartbeat,
+                   subagents=subagents, channels=ChannelManager(bus, channels), cron=cron, heartbeat=heartbeat, mcp=mcp,
                    tool_settings=tools_cfg, warnings=warnings)
 
 

@@ -27,6 +27,9 @@ def agent(
     """Chat with the agent: interactive by default, one-shot with -m."""
     cfg, _ = load(config)
     setup_logging(verbose, quiet=not verbose)
+    import logging
+
+    logging.getLogger("mofaclaw.mcp").setLevel(logging.DEBUG if verbose else logging.WARNING)  # "server x failed"
 
     import asyncio
 

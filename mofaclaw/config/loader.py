@@ -90,7 +90,7 @@ def _describe(exc: ValidationError, file: Path) -> str:
         return f"{where}: unknown key '{key}'{suggestion}"
     value = error.get("input")
     shown = f"{value!r}" if not isinstance(value, dict) else "a table"
-    if "api_key" in key or "token" in key:
+    if "api_key" in key or "token" in key or (key.startswith("mcp.") and (".env" in key or ".headers" in key)):
         shown = "(hidden)"
     return f"{where}: invalid value {shown} for '{key}': {error['msg']}"
 

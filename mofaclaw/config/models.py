@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 
 class Section(BaseModel):
@@ -100,6 +100,49 @@ class CronConfig(Section):
     grace_seconds: float = Field(300.0, ge=0)
 
 
+class McpServerConfig(Section):
+    # stdio: a command to run; HTTP: a url (streamable HTTP unless transport = "sse"). Exactly one of the two.
+    command: str = ""
+    args: list[str] = []
+    env: dict[str, SecretStr] = {}  # added to a minimal environment (PATH, HOME, ...); never logged
+    cwd: str = ""
+    url: str = ""
+    headers: dict[str, SecretStr] = {}  # e.g. Authorization; never logged
+    transport: Literal["", "stdio", "streamable-http", "sse"] = ""  # empty: from command/url
+    enabled: bool = True
+    timeout: float = Field(60.0, gt=0)  # seconds per call (and to connect)
+    tools: list[str] = ["*"]  # allow-list of the server's tool names (glob patterns)
+    startup: Literal["eager", "lazy"] = "eager"
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if bool(self.command) == bool(self.url):
+            raise ValueError("set exactly one of 'command' (a local stdio server) or 'url' (an HTTP server)")
+        if self.command and self.transport not in ("", "stdio"):
+            raise ValueError(f"transport '{self.transport}' needs a 'url', not a 'command'")
+        if self.url and self.transport == "stdio":
+            raise ValueError("transport 'stdio' needs a 'command', not a 'url'")
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError("'url' must start with http:// or https://")
+        if self.command and self.headers:
+            raise ValueError("'headers' only apply to an HTTP server ('url')")
+        if self.url and (self.env or self.args or self.cwd):
+            raise ValueError("'args', 'env' and 'cwd' only apply to a stdio server ('command')")
+        return self
+
+
+class McpConfig(Section):
+    servers: dict[str, McpServerConfig] = {}
+
+    @model_validator(mode="after")
+    def _plain_names(self) -> McpConfig:
+        # The name becomes part of tool names, which providers restrict to [a-zA-Z0-9_-].
+        for name in self.servers:
+            if not name or not all(c.isascii() and (c.isalnum() or c in "_-") for c in name):
+                raise ValueError(f"server name '{name}' may only hold letters, digits, '_' and '-'")
+        return self
+
+
 class Config(Section):
     agents: AgentsConfig = AgentsConfig()
     providers: dict[str, ProviderConfig] = {}
@@ -108,3 +151,4 @@ class Config(Section):
     channels: dict[str, ChannelConfig] = {}
     heartbeat: HeartbeatConfig = HeartbeatConfig()
     cron: CronConfig = CronConfig()
+    mcp: McpConfig = McpConfig()

@@ -49,12 +49,21 @@ class ToolRegistry:
         self._validators[tool.name] = jsonschema.Draft202012Validator(dict(tool.parameters))
         self._specs = None
 
+    def unregister(self, name: str) -> None:
+        """Remove a tool (a server took it away); a name not registered is ignored."""
+        if self._tools.pop(name, None) is not None:
+            del self._validators[name]
+            self._specs = None
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
     @property
     def names(self) -> list[str]:
         return list(self._tools)
 
     def specs(self) -> tuple[ToolSpec, ...]:
-        """The same tuple on every call until a tool is registered: providers may cache its wire form."""
+        """The same tuple on every call until a tool is registered or removed: providers may cache its wire form."""
         if self._specs is None:
             self._specs = tuple(ToolSpec(t.name, t.description, t.parameters) for t in self._tools.values())
         return self._specs

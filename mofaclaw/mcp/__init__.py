@@ -1,0 +1,1 @@
+"""MCP: tools from Model Context Protocol servers for the agent, and the agent served as an MCP server."""
