@@ -125,7 +125,7 @@ def secret_values(config: Config, settings: ProviderSettings | None) -> tuple[st
     if settings and settings.api_key:
         values.append(settings.api_key)
     for channel in config.channels.values():
-        values += [str(v) for k, v in (channel.model_extra or {}).items() if "token" in k or "secret" in k]
+        values += channel.secrets()
     return tuple(v for v in values if v)
 
 

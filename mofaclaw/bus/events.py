@@ -73,3 +73,4 @@ class OutboundMessage:
     error_code: str | None = None
     status: int | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    media: tuple[str, ...] = ()  # files to send with the message (paths), e.g. from the message tool

@@ -44,9 +44,18 @@ def gateway(
         fail(str(exc), code=2)
     for warning in runtime.warnings:
         log.warning("%s", warning)
+    # Chat channels (Telegram, ...) from [channels.*]: one call, to move onto the composition root.
+    from mofaclaw.channels.registry import ChannelDeps, build_channels
+    from mofaclaw.config.paths import mofaclaw_home
+
+    try:
+        channels = build_channels(cfg.channels, ChannelDeps(runtime.bus, runtime.tool_settings.workspace,
+                                                            mofaclaw_home()))
+    except MofaclawError as exc:
+        fail(str(exc), code=2)
     log.info("starting mofaclaw gateway (model %s, config %s)", runtime.model or "none", path)
     try:
-        _run(serve_gateway(runtime, settings))
+        _run(serve_gateway(runtime, settings, channels))
     except MofaclawError as exc:
         fail(str(exc))
     log.info("gateway stopped")
