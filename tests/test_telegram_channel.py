@@ -19,6 +19,8 @@ from agent_harness import Harness, running_agent
 from fake_telegram import BOT, FakeTelegram
 from upstream import ScriptedUpstream
 
+from mofaclaw.bus.memory import InMemoryBus
+from mofaclaw.channels.base import ChannelFatal
 from mofaclaw.channels.manager import ChannelManager
 from mofaclaw.channels.registry import pairing_db
 from mofaclaw.channels.telegram import TelegramChannel, TelegramSettings
@@ -289,3 +291,14 @@ async def test_the_token_never_reaches_the_logs(
     assert [r.msg for r in caplog.records if tg.token in str(r.msg) + str(r.args)] == []  # nor later
     status_file = tmp_path / "telegram-state" / "status.json"
     assert '"bot": "@claw_test_bot"' in status_file.read_text() and tg.token not in status_file.read_text()
+
+
+async def test_a_rejected_token_turns_the_channel_off_with_one_clear_error(tg: FakeTelegram, tmp_path: Path) -> None:
+    settings = TelegramSettings(token="111:not-the-token", workspace=tmp_path, state_dir=tmp_path / "state",
+                                pairing_db=tmp_path / "pairing.db", api_base=tg.api_base)
+    channel = TelegramChannel(settings, InMemoryBus())
+    with pytest.raises(ChannelFatal, match="rejected the bot token"):
+        await channel.start()
+    await channel.stop()
+    status = (tmp_path / "state" / "status.json").read_text()
+    assert '"state": "failed"' in status and "not-the-token" not in status

@@ -24,7 +24,7 @@ from telegram.request import HTTPXRequest
 from mofaclaw.bus.base import MessageBus
 from mofaclaw.bus.events import InboundMessage, OutboundMessage
 from mofaclaw.channels import redact
-from mofaclaw.channels.base import sender_allowed
+from mofaclaw.channels.base import ChannelFatal, sender_allowed
 from mofaclaw.channels.pairing import PairingStore
 from mofaclaw.channels.telegram_inbound import (
     TooLarge,
@@ -52,6 +52,9 @@ HELP = (
 
 class ChannelError(MofaclawError):
     pass
+
+
+REJECTED = "Telegram rejected the bot token: fix channels.telegram.token (or TELEGRAM_BOT_TOKEN) and restart"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +131,8 @@ class TelegramChannel:
                 await turn.draft.stop()
         await asyncio.gather(*(t.typing for t in self._turns.values()), return_exceptions=True)
         self._turns.clear()
-        await self._set_status(state="stopped", detail="")
+        if self._status.state != "failed":
+            await self._set_status(state="stopped", detail="")
         # A fresh sending connection for a restart; an unused one holds no socket.
         await self._sender_conn.close()
         self._sender_conn = self._connect(read_timeout=20.0)
@@ -152,7 +156,7 @@ class TelegramChannel:
                 return await self.sender.call(self._sender_conn.bot.get_me)
             except InvalidToken:
                 await self._set_status(state="failed", detail="the bot token was rejected")
-                raise ChannelError("Telegram rejected the bot token: check channels.telegram.token") from None
+                raise ChannelFatal(REJECTED) from None
             except NetworkError as exc:
                 await self._set_status(state="retrying", detail=f"cannot reach {self.settings.api_base}: {exc}")
                 await asyncio.sleep(delay * random.uniform(0.5, 1.5))
@@ -186,7 +190,8 @@ class TelegramChannel:
                     await asyncio.sleep(retry_after_seconds(exc))
                     continue
                 except InvalidToken:
-                    raise ChannelError("Telegram rejected the bot token: check channels.telegram.token") from None
+                    await self._set_status(state="failed", detail="the bot token was rejected")
+                    raise ChannelFatal(REJECTED) from None
                 except (Conflict, NetworkError) as exc:
                     why = ("another program polls this bot, or a webhook is set" if isinstance(exc, Conflict)
                            else str(exc))
