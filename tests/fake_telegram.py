@@ -179,7 +179,8 @@ class FakeTelegram:
 
     def user_message(self, text: str = "", *, chat_id: int = 42, user_id: int = 42, username: str = "alice",
                      chat_type: str = "private", reply_to: Json | None = None, photo: bytes | None = None,
-                     caption: str | None = None, entities: list[Json] | None = None) -> int:
+                     caption: str | None = None, entities: list[Json] | None = None,
+                     document: tuple[str, bytes] | None = None, voice: bytes | None = None) -> int:
         """Queue an incoming message; returns its update id."""
         message: Json = {
             "message_id": next(self._incoming_ids), "date": int(time.time()),
@@ -198,14 +199,27 @@ class FakeTelegram:
             file_id = f"photo-{len(self.files)}"
             with self._lock:
                 self.files[file_id] = (f"photos/{file_id}.jpg", photo)
-            message["photo"] = [
+            message["photo"] = [  # Telegram lists every size; the channel takes the largest
                 {"file_id": f"{file_id}-small", "file_unique_id": "small", "width": 90, "height": 90, "file_size": 10},
                 {"file_id": file_id, "file_unique_id": f"u{file_id}", "width": 800, "height": 600,
                  "file_size": len(photo)},
             ]
-            if caption:
-                message["caption"] = caption
+        if document is not None:
+            name, data = document
+            message["document"] = {"file_id": self._file(data, name), "file_unique_id": f"d{len(self.files)}",
+                                   "file_name": name, "file_size": len(data)}
+        if voice is not None:
+            message["voice"] = {"file_id": self._file(voice, "voice.oga"), "file_unique_id": f"v{len(self.files)}",
+                                "duration": 2, "file_size": len(voice)}
+        if caption and (photo is not None or document is not None or voice is not None):
+            message["caption"] = caption
         return self._add_update({"message": message})
+
+    def _file(self, data: bytes, name: str) -> str:
+        with self._lock:
+            file_id = f"file-{len(self.files)}"
+            self.files[file_id] = (f"files/{file_id}/{name}", data)
+        return file_id
 
     def _add_update(self, update: Json) -> int:
         with self._cond:

@@ -148,7 +148,7 @@ async def test_stop_cancels_the_running_turn(
         await tg.wait_for(lambda: tg.texts_to(CHAT)[-1:] == ["echo: are you back?"], what="the next answer")
 
 
-async def test_new_starts_a_new_conversation(
+async def test_new_starts_a_new_conversation_and_help_lists_the_commands(
         tg: FakeTelegram, upstream: ScriptedUpstream, tmp_path: Path, mofaclaw_home: Path) -> None:
     async with telegram_agent(tg, upstream, tmp_path, mofaclaw_home) as live:
         tg.user_message("remember me")
@@ -157,6 +157,10 @@ async def test_new_starts_a_new_conversation(
         await tg.wait_for(lambda: len(tg.texts_to(CHAT)) == 2, what="the /new answer")
         assert tg.texts_to(CHAT)[1].startswith("Started a new conversation")
         assert await live.agent.store.history(f"telegram:{CHAT}", 10) == []
+        tg.user_message("/help")
+        await tg.wait_for(lambda: len(tg.texts_to(CHAT)) == 3, what="the help")
+        assert all(command in tg.texts_to(CHAT)[2] for command in ("/new", "/stop", "/help"))
+    assert not any("/help" in str(r["messages"]) for r in upstream.requests)  # answered by the channel
 
 
 async def test_a_stalled_poll_is_restarted_by_the_watchdog(
@@ -215,6 +219,20 @@ async def test_a_photo_is_downloaded_into_the_workspace_and_given_to_the_agent(
         match = re.search(r"\[photo: (media/telegram/42/\S+\.jpg)\]", text)
         assert match, text
         assert (live.agent.workspace / match.group(1)).read_bytes() == photo
+
+
+async def test_documents_and_voice_notes_are_downloaded_too(
+        tg: FakeTelegram, upstream: ScriptedUpstream, tmp_path: Path, mofaclaw_home: Path) -> None:
+    async with telegram_agent(tg, upstream, tmp_path, mofaclaw_home) as live:
+        tg.user_message(document=("report.pdf", b"%PDF-1.7 fake"), caption="summarise")
+        tg.user_message(voice=b"OggS fake voice")
+        await tg.wait_for(lambda: len(tg.texts_to(CHAT)) == 2, what="both answers")
+        document, voice = user_texts(upstream)
+        doc_path = re.search(r"\[document: (\S+\.pdf)\]", document)
+        voice_path = re.search(r"\[voice: (\S+\.ogg)\]", voice)
+        assert document.startswith("summarise") and doc_path and voice_path, (document, voice)
+        assert (live.agent.workspace / doc_path.group(1)).read_bytes() == b"%PDF-1.7 fake"
+        assert (live.agent.workspace / voice_path.group(1)).read_bytes() == b"OggS fake voice"
 
 
 async def test_a_file_over_the_size_cap_is_refused_without_a_download(
