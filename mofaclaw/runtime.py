@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from mofaclaw.agent.context import ContextBuilder
 from mofaclaw.agent.loop import AgentLoop, LoopSettings
@@ -26,6 +27,7 @@ from mofaclaw.bus.memory import InMemoryBus
 from mofaclaw.bus.reply import ReplyChannel
 from mofaclaw.channels.base import Channel
 from mofaclaw.channels.manager import ChannelManager
+from mofaclaw.channels.state import pairing_db, telegram_state_dir
 from mofaclaw.config import paths
 from mofaclaw.config.models import Config
 from mofaclaw.errors import ProviderError
@@ -85,6 +87,18 @@ class Runtime:
         self.tool_settings = tool_settings
         self.warnings = warnings
 
+    def add_chat_channels(self) -> None:
+        """The enabled chat channels of [channels.*] (the gateway runs them; one poller per bot).
+        Raises ConfigError for one that cannot start, such as Telegram without a token."""
+        for name, section in self.config.channels.items():
+            if not section.enabled:
+                continue
+            if name not in CHAT_CHANNELS:
+                log.warning("channels.%s is enabled, but there is no such channel (known: %s)", name,
+                            ", ".join(CHAT_CHANNELS))
+                continue
+            self.channels.add(CHAT_CHANNELS[name](section, self))
+
     def reply_channel(self, name: str) -> ReplyChannel:
         """A channel whose sender awaits each answer (the HTTP API, the terminal); add before running()."""
         channel = ReplyChannel(name, self.bus)
@@ -125,6 +139,28 @@ class Runtime:
         await self.agent.drain(cancel=True)
         await self.provider.aclose()
         await self.store.close()
+
+
+def _telegram(section: Any, runtime: Runtime) -> Channel:
+    from mofaclaw.channels.telegram import TelegramChannel, TelegramSettings
+
+    return TelegramChannel(TelegramSettings(
+        token=section.bot_token(),
+        workspace=runtime.tool_settings.workspace,
+        state_dir=telegram_state_dir(runtime.home),
+        pairing_db=pairing_db(runtime.home),
+        allow_from=tuple(section.allow_from),
+        api_base=section.api_base,
+        proxy=section.proxy or None,
+        poll_timeout=section.poll_timeout,
+        stall_timeout=section.stall_timeout,
+        stream_edit_interval=section.stream_edit_interval,
+        max_download_bytes=section.max_download_bytes,
+    ), runtime.bus)
+
+
+# Chat channels by name; each imports its library only when enabled, so an unused one costs nothing.
+CHAT_CHANNELS: dict[str, Callable[[Any, Runtime], Channel]] = {"telegram": _telegram}
 
 
 def _sole(group: BaseExceptionGroup) -> BaseException:
@@ -176,7 +212,7 @@ def secret_values(config: Config, settings: ProviderSettings | None) -> tuple[st
     for server in config.mcp.servers.values():  # MCP server tokens stay out of exec's environment
         values += [v.get_secret_value() for v in (*server.env.values(), *server.headers.values())]
     for channel in config.channels.values():
-        values += [str(v) for k, v in (channel.model_extra or {}).items() if "token" in k or "secret" in k]
+        values += channel.secrets()
     return tuple(v for v in values if v)
 
 

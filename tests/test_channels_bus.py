@@ -9,7 +9,7 @@ import pytest
 
 from mofaclaw.bus.events import InboundMessage, OutboundMessage
 from mofaclaw.bus.memory import InMemoryBus
-from mofaclaw.channels.base import sender_allowed
+from mofaclaw.channels.base import ChannelFatal, sender_allowed
 from mofaclaw.channels.manager import ChannelManager
 
 
@@ -140,3 +140,35 @@ def test_session_key_and_request_ids() -> None:
     a, b = InboundMessage("telegram", "u", "42", "hi"), InboundMessage("telegram", "u", "42", "hi")
     assert a.session_key == "telegram:42" and a.request_id != b.request_id
     assert InboundMessage("cli", "u", "x", "hi", session_key_override="cli:work").session_key == "cli:work"
+
+
+class MisconfiguredChannel(FakeChannel):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.stopped_event = asyncio.Event()
+
+    async def start(self) -> None:
+        self.starts += 1
+        raise ChannelFatal("the token was rejected")
+
+    async def stop(self) -> None:
+        self.stopped_event.set()
+
+
+async def test_a_channel_that_cannot_run_is_left_off_with_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    bus = InMemoryBus()
+    broken, fine = MisconfiguredChannel("broken"), FakeChannel("fine")
+    manager = ChannelManager(bus, [broken, fine], restart_initial=0.0)
+    task = asyncio.create_task(manager.run())
+    try:
+        async with asyncio.timeout(5):
+            await broken.stopped_event.wait()
+        await bus.publish_outbound(OutboundMessage("fine", "c1", "still here"))
+        async with asyncio.timeout(5):
+            assert (await fine.sent.get()).content == "still here"  # the others go on
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    [record] = [r for r in caplog.records if "broken" in r.getMessage()]
+    assert record.getMessage() == "channel broken is off: the token was rejected" and record.exc_info is None
+    assert broken.starts == 1

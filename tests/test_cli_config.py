@@ -53,6 +53,7 @@ def test_example_config_documents_every_key_with_its_default() -> None:
     provider_keys = set(documented["providers"]["openai"]) | set(documented["providers"]["local"])
     assert provider_keys == set(ProviderConfig.model_fields)
     assert set(documented["channels"]["name"]) == {"enabled", "allow_from"}
+    assert set(documented["channels"]["telegram"]) == set(defaults["channels"]["telegram"])
 
 
 def _status(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -77,3 +77,24 @@ def test_every_tool_schema_is_valid_and_closed(tmp_path: Path) -> None:
         jsonschema.Draft202012Validator.check_schema(spec.parameters)
         assert spec.description and spec.parameters["type"] == "object"
         assert spec.parameters["additionalProperties"] is False
+
+
+async def test_files_are_attached_from_the_workspace_only(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "chart.png").write_bytes(b"png")
+    (tmp_path / "secret.txt").write_text("no")
+    tool = MessageTool(subscribed_bus("telegram"), ToolSettings(workspace=workspace))
+    bus = tool.bus
+    registry = ToolRegistry([tool])
+
+    def call(media: list[str]) -> ToolCall:
+        return ToolCall("call-1", "message", json.dumps({"content": "see", "media": media}))
+
+    assert await registry.execute(call(["chart.png"]), CTX) == "Message sent to telegram:42 with 1 file(s)."
+    out = await next_message(bus, "telegram")  # type: ignore[arg-type]
+    assert out.media == (str((workspace / "chart.png").resolve()),)
+    refused = await registry.execute(call(["../secret.txt"]), CTX)
+    assert refused.startswith("Error: path '../secret.txt' resolves to") and "outside the workspace" in refused
+    missing = await registry.execute(call(["nope.png"]), CTX)
+    assert missing.startswith("Error: cannot attach 'nope.png'")

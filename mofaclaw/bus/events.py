@@ -74,3 +74,4 @@ class OutboundMessage:
     error_code: TurnErrorCode | None = None
     status: int | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    media: tuple[str, ...] = ()  # files to send with the message (paths), e.g. from the message tool

@@ -6,6 +6,12 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from mofaclaw.bus.events import OutboundMessage
+from mofaclaw.errors import MofaclawError
+
+
+class ChannelFatal(MofaclawError):
+    """A channel cannot run until its configuration changes (a rejected token): restarting it only
+    repeats the failure, so the manager logs this one line and leaves the channel off."""
 
 
 class Channel(Protocol):

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 
 from mofaclaw.bus.base import UNROUTED, MessageBus, OutboundSubscription
 from mofaclaw.bus.events import OutboundMessage
-from mofaclaw.channels.base import Channel, StreamingChannel
+from mofaclaw.channels.base import Channel, ChannelFatal, StreamingChannel
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,9 @@ class ChannelManager:
             try:
                 await channel.start()
                 log.info("channel %s stopped", channel.name)
+                return
+            except ChannelFatal as exc:
+                log.error("channel %s is off: %s", channel.name, exc)
                 return
             except Exception:  # task boundary: one channel's crash must not stop the others
                 log.exception("channel %s failed; restarting in %.1fs", channel.name, delay)

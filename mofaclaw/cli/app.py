@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mofaclaw import __version__
-from mofaclaw.cli import agent, cron, gateway, mcp, onboard, sessions, status
+from mofaclaw.cli import agent, cron, gateway, mcp, onboard, pairing, sessions, status
 
 app = typer.Typer(
     name="mofaclaw",
@@ -33,7 +33,7 @@ def _root(
     """mofaclaw: one agent, reachable from everywhere."""
 
 
-for module in (gateway, agent, onboard, status, sessions, cron, mcp):
+for module in (gateway, agent, onboard, status, sessions, cron, mcp, pairing):
     module.register(app)
 
 

@@ -38,6 +38,7 @@ def gateway(
     try:
         check_exposure(settings)
         runtime = build_runtime(cfg, home=paths.mofaclaw_home())
+        runtime.add_chat_channels()  # [channels.*]: Telegram, ...
     except MofaclawError as exc:
         fail(str(exc), code=2)
     for warning in runtime.warnings:

@@ -63,8 +63,23 @@ def status(config: ConfigOption = None) -> None:
     table.add_row("Restrict to workspace", "yes" if cfg.tools.restrict_to_workspace else "[yellow]no[/]")
     enabled = [name for name, c in cfg.channels.items() if c.enabled]
     table.add_row("Channels", ", ".join(["api (gateway)", *enabled]))
+    if cfg.channels.telegram.enabled:
+        table.add_row("Telegram", _telegram_line(cfg.channels.telegram.bot_token()))
     table.add_row("Heartbeat", f"every {cfg.heartbeat.interval:g}s" if cfg.heartbeat.enabled else "off")
     console.print(table)
+
+
+def _telegram_line(token: str) -> str:
+    """What the running gateway last recorded (bot name, polling or not), never the token."""
+    from mofaclaw.channels.state import telegram_state_dir
+    from mofaclaw.channels.telegram_state import TelegramState, describe
+    from mofaclaw.config.paths import mofaclaw_home
+
+    if not token:
+        return "[red]no token[/] (set channels.telegram.token or TELEGRAM_BOT_TOKEN)"
+    from rich.markup import escape
+
+    return escape(describe(TelegramState(telegram_state_dir(mofaclaw_home())).read_status()))
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -87,6 +88,55 @@ class ChannelConfig(BaseModel):
     enabled: bool = False
     allow_from: list[str] = []  # empty: nobody; ["*"]: everybody
 
+    def secrets(self) -> list[str]:
+        """Values to keep out of tool output and logs: any extra key that names a token or secret."""
+        return [str(v) for k, v in (self.model_extra or {}).items() if "token" in k or "secret" in k]
+
+
+class TelegramConfig(ChannelConfig):
+    model_config = ConfigDict(extra="forbid")
+
+    token: SecretStr | None = None  # unset: $TELEGRAM_BOT_TOKEN
+    api_base: str = "https://api.telegram.org"  # a self-hosted Bot API server's root URL works too
+    proxy: str | None = None  # e.g. "socks5://127.0.0.1:1080" or "http://proxy:3128"
+    poll_timeout: int = Field(30, ge=1, le=50)  # seconds one long poll (getUpdates) waits for news
+    stall_timeout: float = Field(60.0, gt=0)  # a poll running longer than this is stalled and restarted
+    stream_edit_interval: float = Field(1.0, gt=0)  # seconds between edits of a streamed answer
+    max_download_bytes: int = Field(20 * 1024 * 1024, gt=0)  # photos, documents, voice notes
+
+    @model_validator(mode="after")
+    def _stall_after_poll(self) -> TelegramConfig:
+        if self.stall_timeout <= self.poll_timeout:
+            raise ValueError(f"stall_timeout ({self.stall_timeout:g}) must exceed poll_timeout ({self.poll_timeout})")
+        return self
+
+    def bot_token(self) -> str:
+        """The configured token, else $TELEGRAM_BOT_TOKEN, else ""."""
+        if self.token is not None:
+            return self.token.get_secret_value()
+        return os.environ.get("TELEGRAM_BOT_TOKEN", "")
+
+    def secrets(self) -> list[str]:
+        return [t for t in (self.bot_token(),) if t]
+
+
+class ChannelsConfig(BaseModel):
+    """The [channels] table: Telegram is typed; any other [channels.NAME] is a generic ChannelConfig."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, ChannelConfig] = Field(init=False)
+
+    telegram: TelegramConfig = TelegramConfig()
+
+    def items(self) -> list[tuple[str, ChannelConfig]]:
+        return [("telegram", self.telegram), *(self.model_extra or {}).items()]
+
+    def values(self) -> list[ChannelConfig]:
+        return [config for _, config in self.items()]
+
+    def get(self, name: str) -> ChannelConfig | None:
+        return dict(self.items()).get(name)
+
 
 class HeartbeatConfig(Section):
     enabled: bool = True
@@ -148,7 +198,7 @@ class Config(Section):
     providers: dict[str, ProviderConfig] = {}
     gateway: GatewayConfig = GatewayConfig()
     tools: ToolsConfig = ToolsConfig()
-    channels: dict[str, ChannelConfig] = {}
+    channels: ChannelsConfig = ChannelsConfig()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
     cron: CronConfig = CronConfig()
     mcp: McpConfig = McpConfig()

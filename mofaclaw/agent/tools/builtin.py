@@ -21,5 +21,5 @@ def build_tools(settings: ToolSettings, bus: MessageBus) -> list[Tool]:
     ]
     if settings.exec_enabled:
         tools.append(ExecTool(settings))
-    tools += [WebFetchTool(settings), WebSearchTool.from_settings(settings), MessageTool(bus)]
+    tools += [WebFetchTool(settings), WebSearchTool.from_settings(settings), MessageTool(bus, settings)]
     return tools
