@@ -185,7 +185,7 @@ def build_runtime(config: Config) -> Runtime:
         warnings.append(NO_MODEL)
 
     workspace = workspace_of(config)
-    workspace.mkdir(parents=True, exist_ok=True)
+    paths.prepare_dirs(workspace)  # files: data dir 0700 (narrowed if wider), workspace 0700 when created
     bus = InMemoryBus()
     store = SQLiteSessionStore(paths.sessions_db())
     tools_cfg = tool_settings(config, workspace, secret_values(config, settings))

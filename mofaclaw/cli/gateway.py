@@ -44,6 +44,9 @@ def gateway(
         fail(str(exc), code=2)
     for warning in runtime.warnings:
         log.warning("%s", warning)
+    from mofaclaw.config.loader import exposed_config_warning  # files: a config others can read
+    if exposed := exposed_config_warning(path):
+        log.warning("%s", exposed)
     log.info("starting mofaclaw gateway (model %s, config %s)", runtime.model or "none", path)
     try:
         _run(serve_gateway(runtime, settings))
