@@ -184,3 +184,8 @@ async def test_symlink_loops_are_an_error(workspace: Path) -> None:
     (workspace / "b").symlink_to("a")
     result = await asyncio.wait_for(call(registry(workspace), "read_file", path="a"), PROMPT)
     assert result.startswith("Error:") and "symbolic links" in result
+
+
+async def test_an_os_refusal_is_one_line(workspace: Path) -> None:
+    result = await call(registry(workspace), "write_file", path="x" * 300, content="x")
+    assert result == f"Error: {'x' * 300}: File name too long"

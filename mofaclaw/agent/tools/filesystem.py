@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mofaclaw.agent.tools.base import ToolContext
@@ -24,6 +24,14 @@ class _FileTool:
 
     def _locate(self, raw: str, *, create_parents: bool = False) -> Spot:
         return self._walker.locate(raw, create_parents=create_parents)
+
+    async def _off_loop(self, fn: Callable[..., str], raw: str, *args: Any) -> str:
+        """Run the blocking file work in a thread; an OS refusal (permissions, a name too long) is
+        one line for the model, not a crash."""
+        try:
+            return await asyncio.to_thread(fn, raw, *args)
+        except OSError as exc:
+            raise ToolError(f"{raw}: {exc.strerror or exc}") from None
 
 
 def _text_file(fd: int) -> io.TextIOWrapper:
@@ -64,7 +72,7 @@ class ReadFileTool(_FileTool):
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> str:
-        return await asyncio.to_thread(self._read, args["path"], args.get("offset", 1), args.get("limit"))
+        return await self._off_loop(self._read, args["path"], args.get("offset", 1), args.get("limit"))
 
     def _read(self, raw: str, offset: int, limit: int | None) -> str:
         with self._locate(raw) as spot:
@@ -126,7 +134,7 @@ class WriteFileTool(_FileTool):
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> str:
-        return await asyncio.to_thread(self._write, args["path"], args["content"])
+        return await self._off_loop(self._write, args["path"], args["content"])
 
     def _write(self, raw: str, content: str) -> str:
         data = content.encode("utf-8")
@@ -153,7 +161,7 @@ class EditFileTool(_FileTool):
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> str:
-        return await asyncio.to_thread(self._edit, args["path"], args["old_text"], args["new_text"])
+        return await self._off_loop(self._edit, args["path"], args["old_text"], args["new_text"])
 
     def _edit(self, raw: str, old: str, new: str) -> str:
         with self._locate(raw) as spot:
@@ -190,7 +198,7 @@ class ListDirTool(_FileTool):
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> str:
-        return await asyncio.to_thread(self._list, args["path"])
+        return await self._off_loop(self._list, args["path"])
 
     def _list(self, raw: str) -> str:
         with self._locate(raw) as spot:
