@@ -290,7 +290,7 @@ def build_runtime(
     model, settings, configured_provider = _provider(config, warnings)
     provider = provider or configured_provider
     workspace = workspace_of(config, home)
-    workspace.mkdir(parents=True, exist_ok=True)
+    paths.prepare_dirs(home, workspace)  # data dir 0700 (narrowed if wider), workspace 0700 when created
     bus = bus or InMemoryBus()
     store = SQLiteSessionStore(paths.sessions_db(home))
     tools_cfg = tool_settings(config, workspace, secret_values(config, settings))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import asyncio
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -10,30 +10,11 @@ from string import Template
 from zoneinfo import ZoneInfo
 
 from mofaclaw.agent.skills import SkillsLoader
+from mofaclaw.agent.tools.workspace_files import WorkspaceFiles
 from mofaclaw.templates import prompt
 from mofaclaw.types import ChatMessage
 
 BOOTSTRAP_FILES = ("AGENTS.md", "SOUL.md", "USER.md", "TOOLS.md", "IDENTITY.md")
-
-
-class _FileCache:
-    """File texts re-read only when their mtime changes: the prompt is built on every turn."""
-
-    def __init__(self) -> None:
-        self._entries: dict[Path, tuple[float, str]] = {}
-
-    def read(self, path: Path) -> str | None:
-        try:
-            mtime = os.stat(path).st_mtime
-        except OSError:
-            self._entries.pop(path, None)
-            return None
-        cached = self._entries.get(path)
-        if cached and cached[0] == mtime:
-            return cached[1]
-        text = path.read_text("utf-8", errors="replace")
-        self._entries[path] = (mtime, text)
-        return text
 
 
 class ContextBuilder:
@@ -41,18 +22,19 @@ class ContextBuilder:
         self.workspace = workspace
         self.skills = skills
         self._tz = ZoneInfo(timezone) if timezone else None
-        self._files = _FileCache()
+        self._files = WorkspaceFiles(workspace)
 
     def system_prompt(self, channel: str, chat_id: str, instructions: str = "") -> str:
+        """Blocking (it reads the workspace files): `build` runs it in a worker thread."""
         # What changes from turn to turn (the time, the chat) comes last: a prompt whose beginning
         # repeats lets the provider, or the local model, reuse its cached prefix instead of reading
         # the whole prompt again (measured on the local model: first token 1 s -> 14 ms).
         parts = [Template(prompt("system")).safe_substitute(workspace=str(self.workspace))]
         for name in BOOTSTRAP_FILES:
-            text = self._files.read(self.workspace / name)
+            text = self._files.read(name)
             if text and text.strip():
                 parts.append(f"# {name}\n\n{text.strip()}")
-        memory = self._files.read(self.workspace / "memory" / "MEMORY.md")
+        memory = self._files.read("memory/MEMORY.md")
         if memory and memory.strip():
             parts.append(f"# Long-term memory (memory/MEMORY.md)\n\n{memory.strip()}")
         if skills := self.skills.prompt_section():
@@ -66,7 +48,7 @@ class ContextBuilder:
         ).strip())
         return "\n\n---\n\n".join(parts)
 
-    def build(
+    async def build(
         self,
         history: Sequence[ChatMessage],
         content: str,
@@ -75,5 +57,8 @@ class ContextBuilder:
         chat_id: str,
         instructions: str = "",
     ) -> list[ChatMessage]:
-        system = ChatMessage("system", self.system_prompt(channel, chat_id, instructions))
+        # Off the event loop: a slow disk (or anything planted in the workspace) must not stall
+        # the other turns, the channels or /health.
+        text = await asyncio.to_thread(self.system_prompt, channel, chat_id, instructions)
+        system = ChatMessage("system", text)
         return [system, *history, ChatMessage("user", content)]

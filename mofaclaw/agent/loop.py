@@ -111,7 +111,7 @@ class AgentLoop:
             if message.history is not None
             else await self.store.history(message.session_key, window)
         )
-        messages = self.context.build(
+        messages = await self.context.build(
             history, message.content, channel=message.channel, chat_id=message.chat_id,
             instructions=message.instructions,
         )

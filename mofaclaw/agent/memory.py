@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from string import Template
 
+from mofaclaw.agent.tools.safefs import Refused
+from mofaclaw.agent.tools.workspace_files import WorkspaceFiles
 from mofaclaw.providers.base import ChatRequest, LLMProvider, TextDelta
 from mofaclaw.session.base import SessionStore, StoredMessage
 from mofaclaw.templates import prompt
@@ -17,14 +19,16 @@ from mofaclaw.types import ChatMessage
 
 log = logging.getLogger(__name__)
 
+MEMORY_FILE = "memory/MEMORY.md"
+HISTORY_FILE = "memory/HISTORY.md"
+
 
 class MemoryConsolidator:
     def __init__(self, provider: LLMProvider, model: str, store: SessionStore, workspace: Path) -> None:
         self.provider = provider
         self.model = model
         self.store = store
-        self.memory_file = workspace / "memory" / "MEMORY.md"
-        self.history_file = workspace / "memory" / "HISTORY.md"
+        self._files = WorkspaceFiles(workspace)
         self._busy: set[str] = set()
         self._write_lock = asyncio.Lock()  # two sessions may consolidate at once; one file
 
@@ -38,7 +42,11 @@ class MemoryConsolidator:
             pending = await self.store.unconsolidated(session_key, keep)
             if not pending:
                 return False
-            await self._distill(pending)
+            try:
+                await self._distill(pending)
+            except Refused as exc:  # something planted in memory/: say so, keep the messages for later
+                log.warning("memory consolidation: nothing saved: %s", exc)
+                return False
             await self.store.mark_consolidated(session_key, pending[-1].id)
             return True
         finally:
@@ -46,7 +54,7 @@ class MemoryConsolidator:
 
     async def _distill(self, pending: Sequence[StoredMessage]) -> None:
         async with self._write_lock:
-            memory = await asyncio.to_thread(_read, self.memory_file)
+            memory = await asyncio.to_thread(self._files.read, MEMORY_FILE)
             request = ChatRequest(
                 self.model,
                 [ChatMessage("user", Template(prompt("consolidate")).safe_substitute(
@@ -57,20 +65,11 @@ class MemoryConsolidator:
             await asyncio.to_thread(self._write, entry, new_memory)
 
     def _write(self, entry: str, new_memory: str | None) -> None:
-        self.history_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.history_file.open("a", encoding="utf-8") as f:
-            f.write(entry.strip() + "\n\n")
+        # Through WorkspaceFiles: a symlink planted at memory/ or at either file (by an exec
+        # command, say) is refused, never written through.
+        self._files.append(HISTORY_FILE, entry.strip() + "\n\n")
         if new_memory and new_memory.strip():
-            tmp = self.memory_file.with_suffix(".tmp")
-            tmp.write_text(new_memory.strip() + "\n", encoding="utf-8")
-            tmp.replace(self.memory_file)
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text("utf-8")
-    except FileNotFoundError:
-        return ""
+            self._files.replace(MEMORY_FILE, new_memory.strip() + "\n")
 
 
 def _transcript(messages: Sequence[StoredMessage]) -> str:

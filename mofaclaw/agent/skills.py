@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from mofaclaw.agent.tools.workspace_files import WorkspaceFiles
 from mofaclaw.templates import templates_root
 
 log = logging.getLogger(__name__)
@@ -56,49 +57,39 @@ def parse_skill(text: str, path: str, fallback_name: str) -> Skill:
 
 class SkillsLoader:
     """Built-in skills ship in the package; a workspace skill of the same name overrides one.
-    Re-scanned only when the workspace skills directory changes."""
+    Workspace skills are read through WorkspaceFiles (no symlinks, regular files, capped) on every
+    call, each re-parsed only when its text changed. Blocking: call from a worker thread."""
 
     def __init__(self, workspace: Path) -> None:
         self.workspace_dir = workspace / "skills"
-        self._cache_key: tuple[float, ...] | None = None
-        self._skills: list[Skill] = []
+        self._files = WorkspaceFiles(workspace)
+        self._builtin: dict[str, Skill] | None = None
+        self._parsed: dict[str, tuple[str, Skill]] = {}
 
     def skills(self) -> list[Skill]:
-        key = self._stamp()
-        if key != self._cache_key:
-            self._skills = self._load()
-            self._cache_key = key
-        return self._skills
-
-    def _stamp(self) -> tuple[float, ...]:
-        try:
-            entries = list(os.scandir(self.workspace_dir))
-        except OSError:
-            return ()
-        stamps = [self.workspace_dir.stat().st_mtime]
-        for entry in entries:
-            try:
-                stamps.append(os.stat(Path(entry.path) / "SKILL.md").st_mtime)
-            except OSError:
+        found = dict(self._builtins())
+        for folder in self._files.subdirectories("skills"):
+            rel = f"skills/{folder}/SKILL.md"
+            text = self._files.read(rel)
+            if text is None:
                 continue
-        return tuple(stamps)
+            cached = self._parsed.get(rel)
+            if cached is None or cached[0] != text:
+                cached = (text, parse_skill(text, str(self.workspace_dir / folder / "SKILL.md"), folder))
+                self._parsed[rel] = cached
+            found[cached[1].name] = cached[1]
+        return sorted(found.values(), key=lambda s: s.name)
 
-    def _load(self) -> list[Skill]:
-        found: dict[str, Skill] = {}
-        builtin = templates_root() / "skills"
-        for entry in sorted(builtin.iterdir(), key=lambda e: e.name):
-            skill_file = entry / "SKILL.md"
-            if skill_file.is_file():
-                skill = parse_skill(skill_file.read_text("utf-8"), f"(built-in) {entry.name}/SKILL.md", entry.name)
-                found[skill.name] = skill
-        if self.workspace_dir.is_dir():
-            for entry in sorted(self.workspace_dir.iterdir()):
+    def _builtins(self) -> dict[str, Skill]:
+        if self._builtin is None:  # package data: read once
+            found: dict[str, Skill] = {}
+            for entry in sorted(templates_root().joinpath("skills").iterdir(), key=lambda e: e.name):
                 skill_file = entry / "SKILL.md"
                 if skill_file.is_file():
-                    text = skill_file.read_text("utf-8", errors="replace")
-                    skill = parse_skill(text, str(skill_file), entry.name)
+                    skill = parse_skill(skill_file.read_text("utf-8"), f"(built-in) {entry.name}/SKILL.md", entry.name)
                     found[skill.name] = skill
-        return sorted(found.values(), key=lambda s: s.name)
+            self._builtin = found
+        return self._builtin
 
     def prompt_section(self) -> str:
         """Always-on skills in full; the rest as a summary the agent can read on demand."""

@@ -30,6 +30,7 @@ def gateway(
     setup_logging(verbose)
 
     from mofaclaw.config import paths
+    from mofaclaw.config.loader import exposed_config_warning
     from mofaclaw.errors import ConfigError, MofaclawError
     from mofaclaw.gateway.server import check_exposure
     from mofaclaw.runtime import build_runtime, gateway_settings, serve_gateway
@@ -43,6 +44,8 @@ def gateway(
         fail(str(exc), code=2)
     for warning in runtime.warnings:
         log.warning("%s", warning)
+    if exposed := exposed_config_warning(path):  # a config file other users can read
+        log.warning("%s", exposed)
     log.info("starting mofaclaw gateway (model %s, config %s)", runtime.model or "none", path)
     try:
         _run(serve_gateway(runtime, settings))

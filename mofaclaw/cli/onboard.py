@@ -21,8 +21,7 @@ def onboard(
     from mofaclaw.config.loader import read_toml
     from mofaclaw.templates import templates_root
 
-    home = paths.mofaclaw_home()
-    home.mkdir(parents=True, exist_ok=True)
+    home = paths.private_dir(paths.mofaclaw_home(), tighten=True)
     config_file = paths.config_path(config)
     created: list[Path] = []
     if force or not config_file.exists():
@@ -37,6 +36,7 @@ def onboard(
     except Exception:  # a broken config is reported by the commands that use it, not here
         workspace_setting = ""
     workspace = paths.workspace(workspace_setting, home)
+    paths.private_dir(workspace)  # the agent's notes and memory: the owner's only
     created += _copy_tree(templates_root() / "workspace", workspace, force)
     (workspace / "skills").mkdir(parents=True, exist_ok=True)
 

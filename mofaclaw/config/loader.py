@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import stat
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,18 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
         raise ConfigError(_describe(exc, file)) from None
     # Hand the rest of the program the plain model, not the settings machinery.
     return Config.model_validate(settings.model_dump()), file
+
+
+def exposed_config_warning(file: Path) -> str | None:
+    """One line when the config file can be read by group or others: it may hold API keys."""
+    try:
+        mode = stat.S_IMODE(file.stat().st_mode)
+    except OSError:
+        return None
+    if not mode & 0o044:
+        return None
+    return (f"{file} is readable by other users (mode {mode:o}) and may hold API keys; "
+            f"run: chmod 600 {file}")
 
 
 def _describe(exc: ValidationError, file: Path) -> str:

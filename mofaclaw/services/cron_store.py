@@ -123,8 +123,10 @@ class CronStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[list[CronJob]]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock_path.open("a") as lock:
+        _private_dirs(self.path.parent)
+        # 0600 like the jobs file (mkstemp's mode, kept by the rename): jobs hold what the user asked for.
+        lock_fd = os.open(self._lock_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        with os.fdopen(lock_fd, "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
             jobs = self.jobs()
             yield jobs
@@ -143,6 +145,13 @@ class CronStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _private_dirs(path: Path) -> None:
+    """`path` and its missing parents (the data dir, on a first `cron add`) created 0700."""
+    for directory in reversed([p for p in (path, *path.parents) if not p.exists()]):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)  # mkdir's mode went through the umask
 
 
 def _time(t: datetime | None) -> str | None:

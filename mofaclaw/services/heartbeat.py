@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from mofaclaw.agent.tools.workspace_files import WorkspaceFiles
 from mofaclaw.bus.base import MessageBus
 from mofaclaw.bus.events import InboundMessage, OutboundMessage
 from mofaclaw.errors import MofaclawError
@@ -54,7 +55,7 @@ class HeartbeatService:
         *,
         clock: Clock | None = None,
     ) -> None:
-        self._file = workspace / HEARTBEAT_FILE
+        self._files = WorkspaceFiles(workspace)
         self._turn = turn
         self._bus = bus
         self._settings = settings or HeartbeatSettings()
@@ -72,15 +73,13 @@ class HeartbeatService:
 
     async def beat(self) -> str | None:
         """One heartbeat; returns the answer that was worth telling the user, if any."""
-        try:
-            text = await asyncio.to_thread(self._file.read_text, encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            log.warning("heartbeat: cannot read %s: %s", self._file, exc)
+        # No symlink followed, regular files only, capped: an exec command planting HEARTBEAT.md
+        # must not make the heartbeat read a secret or a FIFO (a skipped file is logged once).
+        text = await asyncio.to_thread(self._files.read, HEARTBEAT_FILE)
+        if text is None:
             return None
         if not has_tasks(text):
-            log.debug("heartbeat: no tasks in %s", self._file)
+            log.debug("heartbeat: no tasks in %s", HEARTBEAT_FILE)
             return None
         try:
             answer = await self._turn(self._message(text))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ class SQLiteSessionStore:
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(self.path)
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode is still crash-safe (a power cut may lose the last turn, never
@@ -155,6 +156,20 @@ class SQLiteSessionStore:
         if self._db is not None:
             await self._run(close)
         self._executor.shutdown(wait=True)
+
+
+def _create_private(path: Path) -> None:
+    """The database readable by its owner only (every conversation is in it). SQLite gives its
+    -wal and -shm files the database's mode, so those follow; files left wider by an older
+    version are narrowed."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if file.stat().st_mode & 0o077:
+                os.chmod(file, 0o600)
+        except FileNotFoundError:
+            continue
 
 
 def _dump_calls(calls: tuple[ToolCall, ...]) -> str | None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
-from pathlib import Path
+import io
+import os
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mofaclaw.agent.tools.base import ToolContext
-from mofaclaw.agent.tools.paths import display_path, resolve_path
+from mofaclaw.agent.tools.safefs import Spot, Walker
 from mofaclaw.agent.tools.settings import ToolSettings
 from mofaclaw.errors import ToolError
 
@@ -19,31 +20,36 @@ MAX_LIST_ENTRIES = 1000
 class _FileTool:
     def __init__(self, settings: ToolSettings) -> None:
         self.settings = settings
+        self._walker = Walker(settings.workspace, follow=True, confine=settings.restrict_to_workspace)
 
-    def _resolve(self, raw: str) -> Path:
-        return resolve_path(raw, self.settings.workspace, self.settings.restrict_to_workspace)
+    def _locate(self, raw: str, *, create_parents: bool = False) -> Spot:
+        return self._walker.locate(raw, create_parents=create_parents)
 
-    def _show(self, path: Path) -> str:
-        return display_path(path, self.settings.workspace)
-
-
-def _existing_file(path: Path, shown: str) -> None:
-    if not path.exists():
-        raise ToolError(f"file not found: {shown}")
-    if path.is_dir():
-        raise ToolError(f"{shown} is a directory, not a file; use list_dir to see what it contains")
+    async def _off_loop(self, fn: Callable[..., str], raw: str, *args: Any) -> str:
+        """Run the blocking file work in a thread; an OS refusal (permissions, a name too long) is
+        one line for the model, not a crash."""
+        try:
+            return await asyncio.to_thread(fn, raw, *args)
+        except OSError as exc:
+            raise ToolError(f"{raw}: {exc.strerror or exc}") from None
 
 
-def _refuse_binary(path: Path, shown: str) -> None:
-    with path.open("rb") as f:
-        head = f.read(BINARY_SNIFF_BYTES)
+def _text_file(fd: int) -> io.TextIOWrapper:
+    return io.TextIOWrapper(os.fdopen(fd, "rb"), encoding="utf-8", errors="replace", newline="")
+
+
+def _refuse_binary(f: io.TextIOWrapper, shown: str) -> None:
+    head = f.buffer.read(BINARY_SNIFF_BYTES)
     if b"\x00" in head:
         raise ToolError(f"{shown} looks like a binary file; read_file only reads text")
+    f.buffer.seek(0)
 
 
-def _read_text_strict(path: Path, shown: str) -> str:
+def _read_text_strict(fd: int, shown: str) -> str:
+    with os.fdopen(fd, "rb") as f:
+        data = f.read()
     try:
-        return path.read_text(encoding="utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ToolError(f"{shown} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
@@ -66,12 +72,16 @@ class ReadFileTool(_FileTool):
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> str:
-        path = self._resolve(args["path"])
-        return await asyncio.to_thread(self._read, path, self._show(path), args.get("offset", 1), args.get("limit"))
+        return await self._off_loop(self._read, args["path"], args.get("offset", 1), args.get("limit"))
 
-    def _read(self, path: Path, shown: str, offset: int, limit: int | None) -> str:
-        _existing_file(path, shown)
-        _refuse_binary(path, shown)
+    def _read(self, raw: str, offset: int, limit: int | None) -> str:
+        with self._locate(raw) as spot:
+            f = _text_file(spot.open_file())
+        with f:
+            return self._lines(f, spot.shown, offset, limit)
+
+    def _lines(self, f: io.TextIOWrapper, shown: str, offset: int, limit: int | None) -> str:
+        _refuse_binary(f, shown)
         cap = self.settings.read_max_chars
         parts: list[str] = []
         size = 0
@@ -79,23 +89,22 @@ class ReadFileTool(_FileTool):
         stopped_at: int | None = None  # first line not returned, when something was left unread
         char_cut = False
         # Streamed line by line so a huge log costs only what is returned, not the whole file.
-        with path.open(encoding="utf-8", errors="replace", newline="") as f:
-            for line_no, line in enumerate(f, start=1):
-                if line_no < offset:
-                    continue
-                if limit is not None and len(parts) >= limit:
+        for line_no, line in enumerate(f, start=1):
+            if line_no < offset:
+                continue
+            if limit is not None and len(parts) >= limit:
+                stopped_at = line_no
+                break
+            if size + len(line) > cap:
+                char_cut = True
+                if parts:
                     stopped_at = line_no
-                    break
-                if size + len(line) > cap:
-                    char_cut = True
-                    if parts:
-                        stopped_at = line_no
-                    else:  # one enormous line: return its head rather than nothing
-                        parts.append(line[:cap])
-                        stopped_at = line_no + 1
-                    break
-                parts.append(line)
-                size += len(line)
+                else:  # one enormous line: return its head rather than nothing
+                    parts.append(line[:cap])
+                    stopped_at = line_no + 1
+                break
+            parts.append(line)
+            size += len(line)
         if offset > 1 and line_no < offset:
             raise ToolError(f"offset {offset} is past the end of {shown}, which has {line_no} lines")
         text = "".join(parts)
@@ -125,16 +134,13 @@ class WriteFileTool(_FileTool):
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> str:
-        path = self._resolve(args["path"])
-        return await asyncio.to_thread(self._write, path, self._show(path), args["content"])
+        return await self._off_loop(self._write, args["path"], args["content"])
 
-    def _write(self, path: Path, shown: str, content: str) -> str:
-        if path.is_dir():
-            raise ToolError(f"{shown} is a directory; give a file path")
+    def _write(self, raw: str, content: str) -> str:
         data = content.encode("utf-8")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        return f"Wrote {len(data)} bytes to {shown}"
+        with self._locate(raw, create_parents=True) as spot:
+            spot.replace(data)
+        return f"Wrote {len(data)} bytes to {spot.shown}"
 
 
 class EditFileTool(_FileTool):
@@ -155,25 +161,28 @@ class EditFileTool(_FileTool):
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> str:
-        path = self._resolve(args["path"])
-        return await asyncio.to_thread(self._edit, path, self._show(path), args["old_text"], args["new_text"])
+        return await self._off_loop(self._edit, args["path"], args["old_text"], args["new_text"])
 
-    def _edit(self, path: Path, shown: str, old: str, new: str) -> str:
-        _existing_file(path, shown)
-        content = _read_text_strict(path, shown)
-        matches = content.count(old)
-        if matches == 0:
-            raise ToolError(
-                f"old_text was not found in {shown} (0 matches); it must match the file exactly, "
-                "including whitespace and indentation. Read the file again and copy the text."
-            )
-        if matches > 1:
-            raise ToolError(
-                f"old_text matches {matches} times in {shown}; it must match exactly once. "
-                "Include more surrounding lines to make it unique."
-            )
-        path.write_text(content.replace(old, new, 1), encoding="utf-8")
-        return f"Edited {shown}: replaced 1 occurrence ({len(old)} characters -> {len(new)} characters)"
+    def _edit(self, raw: str, old: str, new: str) -> str:
+        with self._locate(raw) as spot:
+            return _replace_once(spot, _read_text_strict(spot.open_file(), spot.shown), old, new)
+
+
+def _replace_once(spot: Spot, content: str, old: str, new: str) -> str:
+    shown = spot.shown
+    matches = content.count(old)
+    if matches == 0:
+        raise ToolError(
+            f"old_text was not found in {shown} (0 matches); it must match the file exactly, "
+            "including whitespace and indentation. Read the file again and copy the text."
+        )
+    if matches > 1:
+        raise ToolError(
+            f"old_text matches {matches} times in {shown}; it must match exactly once. "
+            "Include more surrounding lines to make it unique."
+        )
+    spot.replace(content.replace(old, new, 1).encode("utf-8"))
+    return f"Edited {shown}: replaced 1 occurrence ({len(old)} characters -> {len(new)} characters)"
 
 
 class ListDirTool(_FileTool):
@@ -189,19 +198,26 @@ class ListDirTool(_FileTool):
     }
 
     async def run(self, args: dict[str, Any], ctx: ToolContext) -> str:
-        path = self._resolve(args["path"])
-        return await asyncio.to_thread(self._list, path, self._show(path))
+        return await self._off_loop(self._list, args["path"])
 
-    def _list(self, path: Path, shown: str) -> str:
-        if not path.exists():
-            raise ToolError(f"directory not found: {shown}")
-        if not path.is_dir():
-            raise ToolError(f"{shown} is a file, not a directory; use read_file to read it")
-        entries = sorted(path.iterdir(), key=lambda p: p.name)
+    def _list(self, raw: str) -> str:
+        with self._locate(raw) as spot:
+            fd = spot.open_dir()
+        try:
+            with os.scandir(fd) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        finally:
+            os.close(fd)
         if not entries:
-            return f"[{shown} is empty]"
-        lines = [f"{'[dir] ' if entry.is_dir() else '[file]'} {entry.name}" for entry in entries]
+            return f"[{spot.shown} is empty]"
+        lines = [f"{_mark(entry)} {entry.name}" for entry in entries]
         if len(lines) > MAX_LIST_ENTRIES:
             rest = len(lines) - MAX_LIST_ENTRIES
             lines = [*lines[:MAX_LIST_ENTRIES], f"[... {rest} more entries not shown]"]
         return "\n".join(lines)
+
+
+def _mark(entry: os.DirEntry[str]) -> str:
+    if entry.is_symlink():
+        return "[link]"
+    return "[dir] " if entry.is_dir(follow_symlinks=False) else "[file]"

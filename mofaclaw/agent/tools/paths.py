@@ -1,4 +1,7 @@
-"""Where a path given by the model really points, and the guard that keeps it inside the workspace."""
+"""Where a path given by the model really points: exec's working directory, checked against the workspace.
+
+The file tools do not use this: they open through safefs, where the check and the open are one walk.
+"""
 
 from __future__ import annotations
 
