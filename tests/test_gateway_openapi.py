@@ -104,6 +104,8 @@ def test_the_request_schema_accepts_and_refuses_what_the_server_does(
         {"model": "mofaclaw", "messages": USER, "stop": ["a", "b", "c", "d", "e"]},
         {"model": "mofaclaw", "messages": []},
         {"model": "mofaclaw", "messages": [{"role": "wizard", "content": "x"}]},
+        {"model": "mofaclaw", "messages": USER, "tools": []},
+        {"model": "mofaclaw", "messages": USER, "tools": [{"type": "function", "function": {"name": "f"}}]},
     ]
     for body in bodies:
         documented_ok = _schema_errors(doc, schema, body) == []

@@ -70,7 +70,8 @@ class ChatCompletionRequest(_Lenient):
     max_tokens: int | None = Field(None, gt=0)
     max_completion_tokens: int | None = Field(None, gt=0)
     stop: str | Annotated[list[str], Field(max_length=4)] | None = None
-    tools: list[dict[str, Any]] | None = Field(None, description="Not supported: must be absent or empty.")
+    tools: list[dict[str, Any]] | None = Field(None, description="Not supported: must be absent or empty.",
+                                               json_schema_extra={"maxItems": 0})
     conversation_id: str | None = Field(
         None, min_length=1, max_length=200, pattern=CONVERSATION_ID_PATTERN,
         description=f"mofaclaw: a server-side conversation ({CONVERSATION_ID_RULE}); "
