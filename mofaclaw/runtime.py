@@ -271,6 +271,11 @@ def gateway_settings(config: Config) -> GatewaySettings:
         max_body_bytes=g.max_body_bytes,
         keepalive_interval=g.keepalive_interval,
         model_ids=("mofaclaw", *(m for m in g.models if m != "mofaclaw")),
+        allowed_hosts=tuple(g.allowed_hosts),
+        trusted_proxies=tuple(g.trusted_proxies),
+        max_header_bytes=g.max_header_bytes,
+        max_headers=g.max_headers,
+        header_timeout=g.header_timeout,
     )
 
 
@@ -347,7 +352,7 @@ async def serve_gateway(runtime: Runtime, settings: GatewaySettings) -> None:
     check_exposure(settings)
     api = runtime.reply_channel("api")
     sock = bind(settings.host, settings.port)
-    server = make_server(create_app(settings, api))
+    server = make_server(create_app(settings, api), settings)
     loop = asyncio.get_running_loop()
 
     def stop() -> None:

@@ -33,7 +33,7 @@ BAD_REQUESTS = [
     ({"model": "mofaclaw", "messages": "hello"}, "messages"),
     ({"messages": USER}, "model"),
     ({"model": "mofaclaw", "messages": USER, "temperature": "hot"}, "temperature"),
-    ({"model": "mofaclaw", "messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
+    ({"model": "mofaclaw", "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
     ({"model": "mofaclaw", "messages": [{"role": "assistant", "content": "only me"}]}, "messages"),
     ({"model": "mofaclaw", "messages": USER, "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
     ([1, 2], None),
@@ -73,7 +73,8 @@ def test_oversized_body_is_413(start_gateway: StartGateway) -> None:
     def chunks():  # type: ignore[no-untyped-def]
         yield json.dumps(big).encode()
 
-    _error(httpx.post(gw.url + "/chat/completions", content=chunks()), 413)
+    _error(httpx.post(gw.url + "/chat/completions", content=chunks(), headers={"Content-Type": "application/json"}),
+           413)
 
 
 def test_provider_failure_is_502_and_the_conversation_is_intact(

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
-from typing import Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import NoDecode
 
 
 class Section(BaseModel):
@@ -43,16 +47,65 @@ class ProviderConfig(Section):
     threads: int = Field(0, ge=0)  # 0: all cores
 
 
+def _json_list(value: Any) -> Any:
+    # From the environment a list arrives as text; anything but a JSON list is a one-line config error
+    # (pydantic-settings' own decoding would raise a traceback instead).
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError('expected a JSON list, e.g. ["a", "b"]') from None
+        if not isinstance(value, list):
+            raise ValueError('expected a JSON list, e.g. ["a", "b"]')
+    return value
+
+
+def _secret_enough(key: SecretStr) -> SecretStr:
+    value = key.get_secret_value()
+    if len(value) < MIN_API_KEY_CHARS:
+        raise ValueError(f"an API key needs at least {MIN_API_KEY_CHARS} characters to be secret "
+                         "(e.g. the output of `openssl rand -hex 32`)")
+    if not all("!" <= c <= "~" for c in value):
+        raise ValueError("an API key may only hold printable ASCII without spaces (it travels in a header)")
+    return key
+
+
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError("expected an IP address or a CIDR network, e.g. 10.0.0.1 or 10.0.0.0/8") from None
+    return value
+
+
+def _host_name(value: str) -> str:
+    if not re.fullmatch(r"\*|\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+", value):
+        raise ValueError('expected a host name without port, e.g. "agent.example.com", "[::1]" or "*"')
+    return value.lower()
+
+
+MIN_API_KEY_CHARS = 16
+EnvList = Annotated[list[str], NoDecode, BeforeValidator(_json_list)]
+
+
 class GatewayConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(18790, ge=0, le=65535)
-    api_keys: list[SecretStr] = []
+    api_keys: Annotated[list[Annotated[SecretStr, AfterValidator(_secret_enough)]], NoDecode,
+                        BeforeValidator(_json_list)] = []
     allow_unauthenticated: bool = False
-    cors_origins: list[str] = []
+    cors_origins: EnvList = []
+    allowed_hosts: Annotated[list[Annotated[str, AfterValidator(_host_name)]], NoDecode,
+                             BeforeValidator(_json_list)] = []
+    trusted_proxies: Annotated[list[Annotated[str, AfterValidator(_network)]], NoDecode,
+                               BeforeValidator(_json_list)] = []
     request_timeout: float = Field(300.0, gt=0)
     max_body_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    max_header_bytes: int = Field(32 * 1024, ge=4096)
+    max_headers: int = Field(100, ge=16)
+    header_timeout: float = Field(10.0, gt=0)
     keepalive_interval: float = Field(15.0, gt=0)
-    models: list[str] = []  # extra model ids listed by /v1/models besides "mofaclaw"
+    models: EnvList = []  # extra model ids listed by /v1/models besides "mofaclaw"
 
 
 class ExecConfig(Section):

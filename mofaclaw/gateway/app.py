@@ -13,15 +13,32 @@ from mofaclaw import __version__
 from mofaclaw.bus.reply import ReplyChannel
 from mofaclaw.gateway.completions import CompletionService
 from mofaclaw.gateway.errors import APIError, install_error_handlers
+from mofaclaw.gateway.guards import FrontDoorGuard, JsonBodyGuard, accepted_hosts
+from mofaclaw.gateway.limiter import FailureLimiter
 from mofaclaw.gateway.middleware import AuthMiddleware, BodyLimitMiddleware, BodyTooLarge
+from mofaclaw.gateway.openapi import (
+    COMPLETION_ERRORS,
+    EVENT_STREAM,
+    REQUEST_BODY,
+    ChatCompletion,
+    Health,
+    ModelCard,
+    ModelList,
+    ServiceInfo,
+    error,
+    install_openapi,
+)
 from mofaclaw.gateway.settings import GatewaySettings
 
-ENDPOINTS = ["GET /health", "GET /v1/models", "GET /v1/models/{id}", "POST /v1/chat/completions"]
+ENDPOINTS = ["GET /health", "GET /v1/models", "GET /v1/models/{id}", "POST /v1/chat/completions",
+             "GET /openapi.json"]
 
 
 def create_app(settings: GatewaySettings, api: ReplyChannel) -> FastAPI:
-    app = FastAPI(title="mofaclaw", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="mofaclaw", version=__version__, docs_url=None, redoc_url=None,
+                  openapi_url="/openapi.json")
     install_error_handlers(app)
+    install_openapi(app, settings)
     completions = CompletionService(settings, api)
     created = int(time.time())
 
@@ -32,32 +49,37 @@ def create_app(settings: GatewaySettings, api: ReplyChannel) -> FastAPI:
     async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
         return JSONResponse(exc.body, status_code=413, headers={"Connection": "close"})
 
-    @app.get("/")
+    @app.get("/", summary="Service name, version and endpoints", responses={200: {"model": ServiceInfo}})
     async def root() -> dict[str, Any]:
         return {"name": "mofaclaw", "version": __version__, "endpoints": ENDPOINTS}
 
-    @app.get("/health")
+    @app.get("/health", summary="Liveness; never needs a key", responses={200: {"model": Health}})
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/v1/models")
+    @app.get("/v1/models", summary="List models", responses={200: {"model": ModelList}})
     async def list_models() -> dict[str, Any]:
         return {"object": "list", "data": [model_card(m) for m in settings.model_ids]}
 
-    @app.get("/v1/models/{model_id:path}")
+    @app.get("/v1/models/{model_id:path}", summary="Retrieve a model",
+             responses={200: {"model": ModelCard}, 404: error("Unknown model.")})
     async def get_model(model_id: str) -> dict[str, Any]:
         if model_id not in settings.model_ids:
             raise APIError(404, f"The model '{model_id}' does not exist.", param="model", code="model_not_found")
         return model_card(model_id)
 
-    @app.post("/v1/chat/completions")
+    @app.post("/v1/chat/completions", summary="Create a chat completion (one agent turn)",
+              openapi_extra=REQUEST_BODY,
+              responses={200: {"model": ChatCompletion, "content": EVENT_STREAM}, **COMPLETION_ERRORS})
     async def chat_completions(request: Request) -> Response:
         return await completions.handle(request)
 
-    # Added last = outermost: CORS answers preflights before auth; the body cap applies to all.
+    # Added last = outermost. The guard refuses foreign Hosts and Origins before anything runs; CORS
+    # answers preflights before auth; auth before the body is typed, capped or read.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(AuthMiddleware, keys=settings.api_keys, failure_limit=settings.auth_failure_limit,
-                       window=settings.auth_failure_window)
+    app.add_middleware(JsonBodyGuard)
+    app.add_middleware(AuthMiddleware, keys=settings.api_keys,
+                       limiter=FailureLimiter(settings.auth_failure_limit, settings.auth_failure_window))
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -67,4 +89,6 @@ def create_app(settings: GatewaySettings, api: ReplyChannel) -> FastAPI:
             expose_headers=["X-Conversation-Id", "X-Request-Id"],
             max_age=600,
         )
+    app.add_middleware(FrontDoorGuard, hosts=accepted_hosts(settings.host, settings.allowed_hosts),
+                       cors_origins=settings.cors_origins)
     return app

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -16,9 +15,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from mofaclaw.bus.events import InboundMessage
 from mofaclaw.bus.reply import Answer, Reply, ReplyChannel
 from mofaclaw.errors import TurnErrorCode, TurnFailed
+from mofaclaw.gateway.body import parse_json_body
 from mofaclaw.gateway.errors import APIError, error_body
 from mofaclaw.gateway.schemas import (
     ChatCompletionRequest,
+    conversation_of,
     new_input,
     parse_request,
     split_instructions,
@@ -47,7 +48,7 @@ class CompletionService:
         if chat.model not in self.settings.model_ids:
             raise APIError(404, f"The model '{chat.model}' does not exist; use one of: "
                            f"{', '.join(self.settings.model_ids)}.", param="model", code="model_not_found")
-        conversation = chat.conversation_id or request.headers.get("x-conversation-id") or None
+        conversation = conversation_of(chat, request.headers.get("x-conversation-id"))
         inbound = self._inbound(chat, conversation, request_id, request)
         headers = {"X-Request-Id": client_request_id}
         if conversation:
@@ -140,11 +141,7 @@ class CompletionService:
 
 
 async def _read_json(request: Request) -> Any:
-    raw = await request.body()
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise APIError(400, f"The request body is not valid JSON: {exc}") from None
+    return parse_json_body(await request.body())
 
 
 async def _disconnected(request: Request) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hmac
 import json
-import math
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from mofaclaw.gateway.errors import error_body
+from mofaclaw.gateway.limiter import FailureLimiter
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -31,33 +30,28 @@ async def send_json(send: Send, status: int, body: dict[str, Any], headers: dict
 
 class AuthMiddleware:
     """Every route but /health and CORS preflight needs `Authorization: Bearer <key>` when keys are set.
-    Keys are compared in constant time; an address that keeps failing is told to wait (429)."""
+    Keys are compared in constant time. The key is checked first: a valid key always passes, and only
+    an address that keeps failing is told to wait (429)."""
 
-    def __init__(self, app: ASGIApp, keys: tuple[str, ...], failure_limit: int, window: float) -> None:
+    def __init__(self, app: ASGIApp, keys: tuple[str, ...], limiter: FailureLimiter) -> None:
         self.app = app
         self.keys = [k.encode() for k in keys]
-        self.failure_limit = failure_limit
-        self.window = window
-        self._failures: dict[str, deque[float]] = {}
+        self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.keys or self._exempt(scope):
+        if scope["type"] != "http" or not self.keys or self._exempt(scope) or self._authorized(scope):
             await self.app(scope, receive, send)
             return
+        # The peer address, or the forwarded one when it came through a gateway.trusted_proxies proxy.
         client = (scope.get("client") or ("?", 0))[0]
         now = time.monotonic()
-        failures = self._recent_failures(client, now)
-        if len(failures) >= self.failure_limit:
-            retry = max(1, math.ceil(failures[0] + self.window - now))
+        retry = self.limiter.retry_after(client, now)
+        if retry is not None:
             await send_json(send, 429, error_body(
                 "Too many failed authentication attempts; try again later.", "rate_limit_error", None,
                 "rate_limit_exceeded"), {"Retry-After": str(retry)})
             return
-        if self._authorized(scope):
-            await self.app(scope, receive, send)
-            return
-        failures.append(now)
-        self._failures[client] = failures
+        self.limiter.record(client, now)
         await send_json(send, 401, error_body(
             "Invalid or missing API key: send 'Authorization: Bearer <key>' with a key from gateway.api_keys.",
             "invalid_request_error", None, "invalid_api_key"), {"WWW-Authenticate": "Bearer"})
@@ -79,14 +73,6 @@ class AuthMiddleware:
         for key in self.keys:
             matched |= hmac.compare_digest(token.strip(), key)
         return matched
-
-    def _recent_failures(self, client: str, now: float) -> deque[float]:
-        failures = self._failures.get(client, deque())
-        while failures and failures[0] < now - self.window:
-            failures.popleft()
-        if not failures:
-            self._failures.pop(client, None)
-        return failures
 
 
 class BodyLimitMiddleware:

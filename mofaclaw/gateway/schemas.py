@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import ErrorDetails
 
 from mofaclaw.gateway.errors import APIError
 from mofaclaw.types import ChatMessage, GenerationOptions, ToolCall
 
+# One rule for the body field and the X-Conversation-Id header: it becomes a session key and a header.
+CONVERSATION_ID_PATTERN = r"^[!-~]([ -~]{0,198}[!-~])?$"
+CONVERSATION_ID_RULE = "1 to 200 printable ASCII characters, not starting or ending with a space"
+_CONVERSATION_ID = re.compile(CONVERSATION_ID_PATTERN)
+# pydantic's tags for union members and validators in an error location, not field names
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "none"})
+
 
 class _Lenient(BaseModel):
-    # OpenAI adds fields often; a client sending one we do not know must still work.
-    model_config = ConfigDict(extra="ignore")
+    # OpenAI adds fields often; a client sending one we do not know must still work. Fields we know are
+    # strict: "5" is not 5 and "yes" is not true.
+    model_config = ConfigDict(extra="ignore", strict=True)
 
 
 class FunctionCall(_Lenient):
@@ -49,6 +59,8 @@ class StreamOptions(_Lenient):
 
 
 class ChatCompletionRequest(_Lenient):
+    """The body of POST /v1/chat/completions. Fields not listed here are accepted and ignored."""
+
     model: str
     messages: list[WireMessage] = Field(min_length=1)
     stream: bool = False
@@ -57,16 +69,22 @@ class ChatCompletionRequest(_Lenient):
     top_p: float | None = Field(None, ge=0, le=1)
     max_tokens: int | None = Field(None, gt=0)
     max_completion_tokens: int | None = Field(None, gt=0)
-    stop: str | list[str] | None = None
-    tools: list[dict[str, Any]] | None = None
-    conversation_id: str | None = Field(None, min_length=1, max_length=200)
-
-    @field_validator("stop")
-    @classmethod
-    def _at_most_four(cls, value: str | list[str] | None) -> str | list[str] | None:
-        if isinstance(value, list) and len(value) > 4:
-            raise ValueError("at most 4 stop sequences")
-        return value
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    tools: list[dict[str, Any]] | None = Field(None, description="Not supported: must be absent or empty.",
+                                               json_schema_extra={"maxItems": 0})
+    conversation_id: str | None = Field(
+        None, min_length=1, max_length=200, pattern=CONVERSATION_ID_PATTERN,
+        description=f"mofaclaw: a server-side conversation ({CONVERSATION_ID_RULE}); "
+                    "the X-Conversation-Id header is the same.")
+    # Accepted for compatibility and ignored (typed all the same): the agent answers once, its own way.
+    n: int = Field(1, ge=1, le=1, description="Only 1 is supported.")
+    user: str | None = None
+    seed: int | None = None
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    parallel_tool_calls: bool | None = None
+    store: bool | None = None
+    metadata: dict[str, str] | None = None
 
     def options(self) -> GenerationOptions:
         stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
@@ -84,9 +102,8 @@ def parse_request(data: Any) -> ChatCompletionRequest:
     try:
         request = ChatCompletionRequest.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("str", "list[")))
-        raise APIError(400, f"Invalid value for '{param}': {first['msg']}", param=param or None) from None
+        param, message = _describe(exc.errors())
+        raise APIError(400, f"Invalid value for '{param}': {message}", param=param or None) from None
     if request.tools:
         raise APIError(
             400,
@@ -96,6 +113,39 @@ def parse_request(data: Any) -> ChatCompletionRequest:
             code="unsupported_parameter",
         )
     return request
+
+
+def conversation_of(request: ChatCompletionRequest, header: str | None) -> str | None:
+    """The conversation id from the body or the X-Conversation-Id header, checked by one rule."""
+    if header is not None and not _CONVERSATION_ID.match(header):
+        raise APIError(400, f"Invalid X-Conversation-Id header: it must be {CONVERSATION_ID_RULE}.",
+                       param="X-Conversation-Id")
+    if request.conversation_id is not None and header is not None and header != request.conversation_id:
+        raise APIError(400, "conversation_id in the body and the X-Conversation-Id header differ; send one.",
+                       param="conversation_id")
+    return request.conversation_id or header
+
+
+def _describe(errors: list[ErrorDetails]) -> tuple[str, str]:
+    """The most specific failing field as `messages[0].content`, and what is wrong with it."""
+    located = [(_param(e["loc"]), e) for e in errors]
+    param, first = max(located, key=lambda pe: pe[0].count(".") + pe[0].count("["))
+    if param == "conversation_id":
+        return param, f"it must be {CONVERSATION_ID_RULE}."
+    messages = list(dict.fromkeys(e["msg"] for p, e in located if p == param))
+    if len(messages) > 1:  # every member of a union failed
+        return param, "none of the accepted types matched (" + "; ".join(messages) + ")."
+    return param, first["msg"]
+
+
+def _param(loc: tuple[int | str, ...]) -> str:
+    param = ""
+    for part in loc:
+        if isinstance(part, int):
+            param += f"[{part}]"
+        elif re.fullmatch(r"[a-z_][a-z0-9_]*", part) and part not in _TYPE_TAGS:
+            param += f".{part}" if param else part
+    return param
 
 
 def split_instructions(messages: list[WireMessage]) -> tuple[str, list[WireMessage]]:

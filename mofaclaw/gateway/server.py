@@ -12,6 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from mofaclaw.errors import ConfigError, MofaclawError
+from mofaclaw.gateway.http_limits import HeaderLimits, protocol_with
 from mofaclaw.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -56,10 +57,15 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(app: FastAPI) -> GatewayServer:
+def make_server(app: FastAPI, settings: GatewaySettings) -> GatewayServer:
     config = uvicorn.Config(
         app, lifespan="off", access_log=False, log_config=None, timeout_graceful_shutdown=3,
         backlog=2048, timeout_keep_alive=30,
+        http=protocol_with(HeaderLimits(settings.max_header_bytes, settings.max_headers, settings.header_timeout)),
+        # uvicorn believes X-Forwarded-For from loopback by default: any local process could then pose
+        # as any address to the failure limiter. Only configured proxies are believed.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
     )
     return GatewayServer(config)
 
@@ -68,7 +74,7 @@ def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
 

@@ -18,3 +18,8 @@ class GatewaySettings:
     model_ids: tuple[str, ...] = ("mofaclaw",)
     auth_failure_limit: int = 10  # failed attempts per address per window before 429
     auth_failure_window: float = 60.0
+    allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides loopback ones ("*": any)
+    trusted_proxies: tuple[str, ...] = ()  # addresses/CIDRs whose X-Forwarded-For is believed
+    max_header_bytes: int = 32 * 1024
+    max_headers: int = 100
+    header_timeout: float = 10.0
