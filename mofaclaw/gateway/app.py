@@ -11,15 +11,17 @@ from fastapi.responses import JSONResponse, Response
 
 from mofaclaw import __version__
 from mofaclaw.bus.reply import ReplyChannel
+from mofaclaw.gateway import web
 from mofaclaw.gateway.completions import CompletionService
 from mofaclaw.gateway.errors import APIError, install_error_handlers
 from mofaclaw.gateway.middleware import AuthMiddleware, BodyLimitMiddleware, BodyTooLarge
 from mofaclaw.gateway.settings import GatewaySettings
+from mofaclaw.session.base import SessionStore
 
 ENDPOINTS = ["GET /health", "GET /v1/models", "GET /v1/models/{id}", "POST /v1/chat/completions"]
 
 
-def create_app(settings: GatewaySettings, api: ReplyChannel) -> FastAPI:
+def create_app(settings: GatewaySettings, api: ReplyChannel, store: SessionStore | None = None) -> FastAPI:
     app = FastAPI(title="mofaclaw", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
     completions = CompletionService(settings, api)
@@ -67,4 +69,6 @@ def create_app(settings: GatewaySettings, api: ReplyChannel) -> FastAPI:
             expose_headers=["X-Conversation-Id", "X-Request-Id"],
             max_age=600,
         )
+    if store is not None:  # the web chat page and its routes; last, so the page loads without a key
+        web.install(app, settings, store)
     return app
