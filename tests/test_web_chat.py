@@ -216,6 +216,14 @@ def test_html_and_scripts_in_the_answer_do_nothing(
     expect(page.locator(".msg.assistant .body").get_by_role("link", name="safe")).to_be_visible()
     assert page.locator(".msg.assistant .body").locator("script, img").count() == 0
     assert dialogs == []
+
+    # A failed turn is one short line saying what failed.
+    upstream.fail(400, "the model refused the request")
+    send(page, "and now fail")
+    error = page.locator(".msg.assistant").last.get_by_role("alert")
+    expect(error).to_contain_text("Error: ")
+    expect(error).to_contain_text("the model refused the request")
+    assert "\n" not in error.inner_text() and len(error.inner_text()) <= 210
     assert console.errors == []
 
 
