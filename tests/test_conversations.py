@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
 
 import httpx
 import openai
@@ -11,6 +14,9 @@ import pytest
 from gateway_harness import GatewayProcess
 from openai_schema import errors
 from upstream import ScriptedUpstream
+
+from mofaclaw.session.migrations import MIGRATIONS
+from mofaclaw.session.sqlite import SQLiteSessionStore
 
 StartGateway = Callable[..., GatewayProcess]
 
@@ -121,3 +127,28 @@ def test_progress_events_only_for_clients_that_ask(start_gateway: StartGateway, 
     del body["stream_options"]
     with httpx.stream("POST", gw.url + "/chat/completions", json=body) as response:
         assert "event:" not in response.read().decode()
+
+
+async def test_an_existing_database_gains_titles_and_renames(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.db"
+    with closing(sqlite3.connect(path)) as db, db:  # a database from before titles existed
+        MIGRATIONS[0](db)
+        db.execute("PRAGMA user_version = 1")
+        db.execute("INSERT INTO sessions(key, created_at, updated_at) VALUES ('cli:direct', 1, 2)")
+        db.executemany("INSERT INTO messages(session_key, role, content, created_at) VALUES ('cli:direct', ?, ?, 1)",
+                       [("user", "plan   my\nweek " + "very " * 30), ("assistant", "Sure.")])
+    store = SQLiteSessionStore(path)
+    try:
+        [old] = await store.conversations()
+        assert old.title == ("plan my week " + "very " * 30)[:79] + "…"  # whitespace collapsed, 80 at most
+        assert old.message_count == 2 and old.metadata == {}
+        renamed = await store.update("cli:direct", title="  Weekly plan ")
+        assert renamed is not None and renamed.title == "Weekly plan"
+        reverted = await store.update("cli:direct", title="")
+        assert reverted is not None and reverted.title == old.title
+        assert await store.update("cli:nobody", title="x") is None
+        assert await store.create("cli:direct", {}) is None  # taken
+        new = await store.create("api:conv_1", {"topic": "t"})
+        assert new is not None and new.title == "New chat" and new.metadata == {"topic": "t"}
+    finally:
+        await store.close()

@@ -231,6 +231,8 @@ def test_phone_size_dark_theme_and_keyboard(
     browser: playwright_api.Browser, start_gateway: StartGateway, upstream: ScriptedUpstream
 ) -> None:
     gateway = start_gateway()
+    upstream.enqueue(lambda body: Reply("echo: " + body["messages"][-1]["content"]))
+    upstream.reply("A long line:\n\n```\n" + "x = 1; " * 60 + "\n```\n\nand a long word " + "a" * 200)
     page, console = open_page(browser, gateway, viewport={"width": 390, "height": 800}, color_scheme="dark",
                               is_mobile=True, has_touch=True)
     box = page.get_by_role("textbox", name="Message")
@@ -240,6 +242,8 @@ def test_phone_size_dark_theme_and_keyboard(
     box.press("Enter")
     expect(page.locator(".msg.user .body")).to_have_text("line one\nline two")
     expect(page.locator(".msg.assistant .body")).to_have_text("echo: line one\nline two")
+    send(page, "show me something wide")
+    expect(page.locator(".msg.assistant pre")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     assert background == "rgb(21, 23, 26)"  # the dark palette, from the system preference
@@ -251,4 +255,9 @@ def test_phone_size_dark_theme_and_keyboard(
     page.get_by_role("button", name="Conversations").click()
     expect(nav.get_by_role("button", name="New chat")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    # Every control says what it does, to a screen reader as well.
+    names = page.locator("button:visible, textarea:visible, input:visible").evaluate_all(
+        "els => els.map(e => e.getAttribute('aria-label') || e.labels?.[0]?.textContent || e.textContent.trim())")
+    assert all(names) and {"New chat", "Send", "Message", "Use dark theme", "Conversations"} <= set(names)
+    assert any(n.startswith("Rename “") for n in names) and any(n.startswith("Delete “") for n in names)
     assert console.errors == []

@@ -83,6 +83,7 @@ async function start() {
   } catch (err) {
     if (err.status === 401) return;  // askForKey already shows why
     if (err.status === 429) { askForKey(err.message); return; }
+    $("chat").hidden = false;
     showError($("log"), err.message);
     return;
   }
