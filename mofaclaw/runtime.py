@@ -352,7 +352,7 @@ async def serve_gateway(runtime: Runtime, settings: GatewaySettings) -> None:
     check_exposure(settings)
     api = runtime.reply_channel("api")
     sock = bind(settings.host, settings.port)
-    server = make_server(create_app(settings, api), settings)
+    server = make_server(create_app(settings, api, runtime.store), settings)
     loop = asyncio.get_running_loop()
 
     def stop() -> None:

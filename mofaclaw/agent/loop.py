@@ -121,7 +121,8 @@ class AgentLoop:
             await self.bus.publish_outbound(_reply(message, text, kind="delta"))
 
         async def on_tool(call: ToolCall) -> None:
-            await self.bus.publish_outbound(_reply(message, describe_call(call), kind="progress"))
+            await self.bus.publish_outbound(_reply(message, describe_call(call), kind="progress",
+                                                   tool_name=call.name, tool_summary=summarize_arguments(call)))
 
         if publish and message.live_updates:
             result = await self.runner.run(messages, ctx, message.options, on_delta, on_tool)
@@ -152,6 +153,11 @@ class AgentLoop:
 
 def describe_call(call: ToolCall) -> str:
     """One line for a tool call, e.g. "↳ read_file notes.md"."""
+    return f"↳ {call.name} {summarize_arguments(call)}".rstrip()
+
+
+def summarize_arguments(call: ToolCall) -> str:
+    """Its first scalar argument, on one line, at most 60 characters: enough to tell calls apart."""
     try:
         args = call.parsed_arguments()
     except ValueError:
@@ -160,7 +166,7 @@ def describe_call(call: ToolCall) -> str:
     first = first.replace("\n", " ")
     if len(first) > 60:
         first = first[:57] + "..."
-    return f"↳ {call.name} {first}".rstrip()
+    return first
 
 
 def _reply(message: InboundMessage, content: str, kind: Any = "message", **extra: Any) -> OutboundMessage:

@@ -59,7 +59,8 @@ class OutboundMessage:
     """Something the agent says. `kind` tells a channel what to do with it:
 
     - "delta": a piece of the answer as the model speaks (channels that cannot stream ignore it)
-    - "progress": a one-line note about a tool being run
+    - "progress": a one-line note about a tool being run; `tool_name` and `tool_summary` (a short
+      summary of its arguments) say the same as structured fields, for clients that draw their own line
     - "message": the final answer of a turn (with the turn's usage), or a message sent by a tool
     - "error": the turn failed; `error_code` says how
     """
@@ -75,3 +76,5 @@ class OutboundMessage:
     status: int | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     media: tuple[str, ...] = ()  # files to send with the message (paths), e.g. from the message tool
+    tool_name: str | None = None
+    tool_summary: str = ""

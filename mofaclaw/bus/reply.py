@@ -24,6 +24,8 @@ class Update:
 
     kind: Literal["delta", "progress"]
     text: str
+    tool_name: str | None = None  # progress: the tool being run, and a short summary of its arguments
+    tool_summary: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +65,7 @@ class Reply:
         while self._end is None:
             message = await self._queue.get()
             if message.kind == "delta" or message.kind == "progress":
-                return Update(message.kind, message.content)
+                return Update(message.kind, message.content, message.tool_name, message.tool_summary)
             self._end = message
         return _ending(self._end)
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from mofaclaw import __version__
 from mofaclaw.bus.reply import ReplyChannel
+from mofaclaw.gateway import web
 from mofaclaw.gateway.completions import CompletionService
 from mofaclaw.gateway.errors import APIError, install_error_handlers
 from mofaclaw.gateway.guards import FrontDoorGuard, JsonBodyGuard, accepted_hosts
@@ -29,12 +30,13 @@ from mofaclaw.gateway.openapi import (
     install_openapi,
 )
 from mofaclaw.gateway.settings import GatewaySettings
+from mofaclaw.session.base import SessionStore
 
 ENDPOINTS = ["GET /health", "GET /v1/models", "GET /v1/models/{id}", "POST /v1/chat/completions",
              "GET /openapi.json"]
 
 
-def create_app(settings: GatewaySettings, api: ReplyChannel) -> FastAPI:
+def create_app(settings: GatewaySettings, api: ReplyChannel, store: SessionStore | None = None) -> FastAPI:
     app = FastAPI(title="mofaclaw", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json")
     install_error_handlers(app)
@@ -89,6 +91,8 @@ def create_app(settings: GatewaySettings, api: ReplyChannel) -> FastAPI:
             expose_headers=["X-Conversation-Id", "X-Request-Id"],
             max_age=600,
         )
+    if store is not None:  # the web chat page and its routes: the page loads without a key, its /v1 calls need one
+        web.install(app, settings, store)
     app.add_middleware(FrontDoorGuard, hosts=accepted_hosts(settings.host, settings.allowed_hosts),
                        cors_origins=settings.cors_origins)
     return app

@@ -16,6 +16,7 @@ from mofaclaw.bus.events import InboundMessage
 from mofaclaw.bus.reply import Answer, Reply, ReplyChannel
 from mofaclaw.errors import TurnErrorCode, TurnFailed
 from mofaclaw.gateway.body import parse_json_body
+from mofaclaw.gateway.conversations import session_key_of
 from mofaclaw.gateway.errors import APIError, error_body
 from mofaclaw.gateway.schemas import (
     ChatCompletionRequest,
@@ -58,7 +59,8 @@ class CompletionService:
                  chat.stream, conversation or "-")
         if chat.stream:
             include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
-            writer = ChunkWriter(f"chatcmpl-{request_id}", int(time.time()), chat.model, include_usage)
+            writer = ChunkWriter(f"chatcmpl-{request_id}", int(time.time()), chat.model, include_usage,
+                                 include_progress=bool(chat.stream_options and chat.stream_options.include_progress))
             return StreamingResponse(self._stream(inbound, reply, writer), media_type="text/event-stream",
                                      headers={**STREAM_HEADERS, **headers})
         return await self._complete(inbound, reply, chat.model, request, headers)
@@ -69,6 +71,7 @@ class CompletionService:
         sender = request.client.host if request.client else "unknown"
         if conversation:
             return InboundMessage("api", sender, conversation, new_input(messages), request_id=request_id,
+                                  session_key_override=session_key_of(conversation),
                                   instructions=instructions, options=chat.options(), live_updates=chat.stream)
         history, content = stateless_turn(messages)
         return InboundMessage("api", sender, f"stateless-{request_id}", content, request_id=request_id,
@@ -133,6 +136,8 @@ class CompletionService:
                     return
                 if event.kind == "delta":
                     yield writer.chunk({"content": event.text})
+                elif event.kind == "progress" and writer.include_progress:
+                    yield writer.progress(event.tool_name or "", event.tool_summary, event.text)
         finally:
             reply.close()
             if not finished:

@@ -56,6 +56,9 @@ class WireMessage(_Lenient):
 
 class StreamOptions(_Lenient):
     include_usage: bool = False
+    # mofaclaw's own: also send `event: progress` SSE events, one per tool the agent runs. Opt-in, because
+    # OpenAI's SDKs would parse such an event as one more chunk.
+    include_progress: bool = False
 
 
 class ChatCompletionRequest(_Lenient):

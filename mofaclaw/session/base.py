@@ -23,6 +23,18 @@ class StoredMessage:
     created_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class ConversationInfo:
+    """A conversation as a person sees it: its title is the one given, else its first user message."""
+
+    key: str
+    title: str
+    metadata: dict[str, str]
+    created_at: float
+    updated_at: float
+    message_count: int
+
+
 class SessionStore(Protocol):
     async def append_turn(self, key: str, messages: Sequence[ChatMessage]) -> None:
         """Store a whole turn, all or nothing."""
@@ -47,5 +59,20 @@ class SessionStore(Protocol):
         ...
 
     async def mark_consolidated(self, key: str, upto_id: int) -> None: ...
+
+    async def conversations(self) -> list[ConversationInfo]:
+        """Every conversation with its title, the most recently updated first."""
+        ...
+
+    async def conversation(self, key: str) -> ConversationInfo | None: ...
+
+    async def create(self, key: str, metadata: dict[str, str]) -> ConversationInfo | None:
+        """Start an empty conversation; None when the key is taken."""
+        ...
+
+    async def update(self, key: str, *, title: str | None = None,
+                     metadata: dict[str, str] | None = None) -> ConversationInfo | None:
+        """Rename it (title "" goes back to the first message) or replace its metadata; None if unknown."""
+        ...
 
     async def close(self) -> None: ...

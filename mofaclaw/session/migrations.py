@@ -30,7 +30,17 @@ def _m1_initial(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_initial]
+def _m2_titles(db: sqlite3.Connection) -> None:
+    # A title set by the user (NULL: the first user message stands in), and OpenAI-style metadata (JSON).
+    db.executescript(
+        """
+        ALTER TABLE sessions ADD COLUMN title TEXT;
+        ALTER TABLE sessions ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_initial, _m2_titles]
 
 
 def migrate(db: sqlite3.Connection) -> None:

@@ -12,13 +12,21 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from mofaclaw.session.base import SessionInfo, StoredMessage
+from mofaclaw.session.base import ConversationInfo, SessionInfo, StoredMessage
 from mofaclaw.session.migrations import migrate
 from mofaclaw.types import ChatMessage, ToolCall
 
 T = TypeVar("T")
 
 _COLUMNS = "id, role, content, tool_calls, tool_call_id, name, created_at"
+_CONVERSATION = (
+    "SELECT s.key, s.title, s.metadata, s.created_at, s.updated_at, "
+    "(SELECT COUNT(*) FROM messages m WHERE m.session_key = s.key), "
+    "(SELECT content FROM messages m WHERE m.session_key = s.key AND m.role = 'user' ORDER BY m.id LIMIT 1) "
+    "FROM sessions s"
+)
+TITLE_LENGTH = 80
+UNTITLED = "New chat"
 
 
 class SQLiteSessionStore:
@@ -147,6 +155,39 @@ class SQLiteSessionStore:
 
         await self._run(write)
 
+    async def conversations(self) -> list[ConversationInfo]:
+        def read(db: sqlite3.Connection) -> list[ConversationInfo]:
+            return [_conversation(r) for r in db.execute(f"{_CONVERSATION} ORDER BY s.updated_at DESC, s.key")]
+
+        return await self._run(read)
+
+    async def conversation(self, key: str) -> ConversationInfo | None:
+        return await self._run(lambda db: _conversation_of(db, key))
+
+    async def create(self, key: str, metadata: dict[str, str]) -> ConversationInfo | None:
+        now = time.time()
+
+        def write(db: sqlite3.Connection) -> ConversationInfo | None:
+            with db:
+                inserted = db.execute(
+                    "INSERT INTO sessions(key, created_at, updated_at, metadata) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(key) DO NOTHING", (key, now, now, json.dumps(metadata))).rowcount
+            return _conversation_of(db, key) if inserted else None
+
+        return await self._run(write)
+
+    async def update(self, key: str, *, title: str | None = None,
+                     metadata: dict[str, str] | None = None) -> ConversationInfo | None:
+        def write(db: sqlite3.Connection) -> ConversationInfo | None:
+            with db:
+                if title is not None:
+                    db.execute("UPDATE sessions SET title = ? WHERE key = ?", (title.strip() or None, key))
+                if metadata is not None:
+                    db.execute("UPDATE sessions SET metadata = ? WHERE key = ?", (json.dumps(metadata), key))
+            return _conversation_of(db, key)
+
+        return await self._run(write)
+
     async def close(self) -> None:
         def close(_: sqlite3.Connection) -> None:
             if self._db is not None:
@@ -182,3 +223,20 @@ def _row(row: tuple) -> StoredMessage:
     id_, role, content, calls, call_id, name, created_at = row
     tool_calls = tuple(ToolCall(**c) for c in json.loads(calls)) if calls else ()
     return StoredMessage(id_, ChatMessage(role, content, tool_calls, call_id, name), created_at)
+
+
+def _conversation_of(db: sqlite3.Connection, key: str) -> ConversationInfo | None:
+    row = db.execute(f"{_CONVERSATION} WHERE s.key = ?", (key,)).fetchone()
+    return _conversation(row) if row else None
+
+
+def _conversation(row: tuple) -> ConversationInfo:
+    key, title, metadata, created_at, updated_at, count, first = row
+    return ConversationInfo(key, title or _title_of(first), json.loads(metadata), created_at, updated_at, count)
+
+
+def _title_of(first_message: str | None) -> str:
+    text = " ".join((first_message or "").split())
+    if len(text) > TITLE_LENGTH:
+        text = text[: TITLE_LENGTH - 1] + "…"
+    return text or UNTITLED

@@ -27,6 +27,9 @@ ROOTS = (
     "ResponseStreamEvent",
     "ResponseItemList",
     "DeleteModelResponse",
+    "ConversationResource",
+    "DeletedConversationResource",
+    "ConversationItemList",
 )
 OUT = Path(__file__).with_name("openai-schemas.json")
 
