@@ -66,7 +66,7 @@ class Runtime:
     def __init__(self, *, config: Config, home: Path, model: str, provider: LLMProvider, bus: MessageBus,
                  store: SessionStore, agent: AgentLoop, subagents: SubagentManager, channels: ChannelManager,
                  cron: CronService, heartbeat: HeartbeatService, tool_settings: ToolSettings,
-                 warnings: list[str]) -> None:
+                 warnings: list[str], can_call_tools: bool = True) -> None:
         self.config = config
         self.home = home
         self.model = model
@@ -80,6 +80,7 @@ class Runtime:
         self.heartbeat = heartbeat
         self.tool_settings = tool_settings
         self.warnings = warnings
+        self.can_call_tools = can_call_tools
 
     def reply_channel(self, name: str) -> ReplyChannel:
         """A channel whose sender awaits each answer (the HTTP API, the terminal); add before running()."""
@@ -241,7 +242,8 @@ def build_runtime(
     context = ContextBuilder(workspace, SkillsLoader(workspace), defaults.timezone)
     memory = MemoryConsolidator(provider, model_id, store, workspace)
     agent = AgentLoop(bus, runner, store, context, memory,
-                      LoopSettings(defaults.history_window, defaults.max_concurrent_turns))
+                      LoopSettings(defaults.history_window, defaults.max_concurrent_turns,
+                                   config.gateway.client_tool_timeout))
     cron_store = CronStore(paths.cron_store(home))
     cron = CronService(cron_store, agent.ask, bus, grace_seconds=config.cron.grace_seconds)
     heartbeat = HeartbeatService(workspace, agent.ask, bus, HeartbeatSettings(
@@ -252,7 +254,7 @@ def build_runtime(
         registry.register(CronTool(cron_store, wake=cron.wake, default_tz=defaults.timezone))
     return Runtime(config=config, home=home, model=model, provider=provider, bus=bus, store=store, agent=agent,
                    subagents=subagents, channels=ChannelManager(bus, channels), cron=cron, heartbeat=heartbeat,
-                   tool_settings=tools_cfg, warnings=warnings)
+                   tool_settings=tools_cfg, warnings=warnings, can_call_tools=can_call_tools)
 
 
 def _provider(config: Config, warnings: list[str]) -> tuple[str, ProviderSettings | None, LLMProvider]:
@@ -277,7 +279,10 @@ async def serve_gateway(runtime: Runtime, settings: GatewaySettings) -> None:
     check_exposure(settings)
     api = runtime.reply_channel("api")
     sock = bind(settings.host, settings.port)
-    server = make_server(create_app(settings, api))
+    from mofaclaw.gateway.backend import AgentBackend
+
+    backend = AgentBackend(runtime.store, lambda: runtime.agent.runner.tools.names, runtime.can_call_tools)
+    server = make_server(create_app(settings, api, backend))
     loop = asyncio.get_running_loop()
 
     def stop() -> None:

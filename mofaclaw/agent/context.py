@@ -69,11 +69,13 @@ class ContextBuilder:
     def build(
         self,
         history: Sequence[ChatMessage],
-        content: str,
+        content: str | None,
         *,
         channel: str,
         chat_id: str,
         instructions: str = "",
     ) -> list[ChatMessage]:
+        """`content` None: no new user message (a turn resumed with the client's tool results)."""
         system = ChatMessage("system", self.system_prompt(channel, chat_id, instructions))
-        return [system, *history, ChatMessage("user", content)]
+        user = [ChatMessage("user", content)] if content is not None else []
+        return [system, *history, *user]

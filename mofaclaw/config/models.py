@@ -52,6 +52,7 @@ class GatewayConfig(Section):
     max_body_bytes: int = Field(20 * 1024 * 1024, gt=0)
     keepalive_interval: float = Field(15.0, gt=0)
     models: list[str] = []  # extra model ids listed by /v1/models besides "mofaclaw"
+    client_tool_timeout: float = Field(600.0, gt=0)  # seconds a turn paused on a client's tools waits
 
 
 class ExecConfig(Section):

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from mofaclaw import __version__
 from mofaclaw.bus.reply import ReplyChannel
+from mofaclaw.gateway.backend import AgentBackend
 from mofaclaw.gateway.completions import CompletionService
 from mofaclaw.gateway.errors import APIError, install_error_handlers
 from mofaclaw.gateway.middleware import AuthMiddleware, BodyLimitMiddleware, BodyTooLarge
@@ -19,10 +20,10 @@ from mofaclaw.gateway.settings import GatewaySettings
 ENDPOINTS = ["GET /health", "GET /v1/models", "GET /v1/models/{id}", "POST /v1/chat/completions"]
 
 
-def create_app(settings: GatewaySettings, api: ReplyChannel) -> FastAPI:
+def create_app(settings: GatewaySettings, api: ReplyChannel, backend: AgentBackend | None = None) -> FastAPI:
     app = FastAPI(title="mofaclaw", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
-    completions = CompletionService(settings, api)
+    completions = CompletionService(settings, api, backend)
     created = int(time.time())
 
     def model_card(model_id: str) -> dict[str, Any]:

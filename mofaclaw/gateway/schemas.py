@@ -59,6 +59,8 @@ class ChatCompletionRequest(_Lenient):
     max_completion_tokens: int | None = Field(None, gt=0)
     stop: str | list[str] | None = None
     tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
     conversation_id: str | None = Field(None, min_length=1, max_length=200)
 
     @field_validator("stop")
@@ -87,14 +89,6 @@ def parse_request(data: Any) -> ChatCompletionRequest:
         first = exc.errors()[0]
         param = ".".join(str(p) for p in first["loc"] if not str(p).startswith(("str", "list[")))
         raise APIError(400, f"Invalid value for '{param}': {first['msg']}", param=param or None) from None
-    if request.tools:
-        raise APIError(
-            400,
-            "Client-side tools are not supported: mofaclaw runs its own tools and cannot call yours back. "
-            "Remove 'tools' from the request.",
-            param="tools",
-            code="unsupported_parameter",
-        )
     return request
 
 
@@ -120,11 +114,11 @@ def stateless_turn(messages: list[WireMessage]) -> tuple[list[ChatMessage], str]
     last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
     if last_user == -1 or not messages[last_user].text().strip():
         raise APIError(400, "The request has no user message.", param="messages")
-    history = [_to_chat(m) for m in messages[:last_user]]
+    history = [to_chat(m) for m in messages[:last_user]]
     return [m for m in history if m is not None], messages[last_user].text()
 
 
-def _to_chat(message: WireMessage) -> ChatMessage | None:
+def to_chat(message: WireMessage) -> ChatMessage | None:
     if message.role == "user":
         return ChatMessage("user", message.text())
     if message.role == "assistant":
