@@ -65,8 +65,11 @@ class PausedTurns:
         # calls and results, so it replaces the client's copy from the turn's user message on.
         if (taken is not None and taken.messages and taken.messages[0].role == "user"
                 and start < len(history) and history[start].content == taken.messages[0].content):
-            return TurnStart(history[:start], [*taken.messages, *results], taken)
-        return TurnStart(history[:start], [*history[start:], *results], taken)
+            turn = list(taken.messages)
+        else:
+            turn = history[start:]
+        calls = [call for m in turn if m.role == "assistant" for call in m.tool_calls]
+        return TurnStart(history[:start], [*turn, *_in_order(results, calls)], taken)
 
     async def pause(self, message: InboundMessage, turn: Sequence[ChatMessage], pending: Sequence[ToolCall]) -> None:
         key = message.session_key if message.persist else None

@@ -11,7 +11,7 @@ from mofaclaw.gateway.errors import APIError
 from mofaclaw.types import ChatMessage, ClientTools, ToolCall, ToolChoice, ToolSpec
 
 CHOICES = ("auto", "none", "required")
-ARGUMENT_PIECE = 16  # characters of arguments per streamed delta
+ARGUMENT_PIECE = 8  # characters of arguments per streamed delta, about two tokens as OpenAI sends them
 
 
 def client_tools(specs: Sequence[ToolSpec], tool_choice: ToolChoice | None, parallel: bool | None,
