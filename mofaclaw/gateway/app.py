@@ -15,9 +15,11 @@ from mofaclaw.gateway.backend import AgentBackend
 from mofaclaw.gateway.completions import CompletionService
 from mofaclaw.gateway.errors import APIError, install_error_handlers
 from mofaclaw.gateway.middleware import AuthMiddleware, BodyLimitMiddleware, BodyTooLarge
+from mofaclaw.gateway.responses import ROUTES as RESPONSE_ROUTES
+from mofaclaw.gateway.responses import responses_router
 from mofaclaw.gateway.settings import GatewaySettings
 
-ENDPOINTS = ["GET /health", "GET /v1/models", "GET /v1/models/{id}", "POST /v1/chat/completions"]
+ENDPOINTS = ["GET /health", "GET /v1/models", "GET /v1/models/{id}", "POST /v1/chat/completions", *RESPONSE_ROUTES]
 
 
 def create_app(settings: GatewaySettings, api: ReplyChannel, backend: AgentBackend | None = None) -> FastAPI:
@@ -55,6 +57,9 @@ def create_app(settings: GatewaySettings, api: ReplyChannel, backend: AgentBacke
     async def chat_completions(request: Request) -> Response:
         return await completions.handle(request)
 
+    if backend is not None:
+        app.include_router(responses_router(settings, api, backend))
+
     # Added last = outermost: CORS answers preflights before auth; the body cap applies to all.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AuthMiddleware, keys=settings.api_keys, failure_limit=settings.auth_failure_limit,
@@ -63,7 +68,7 @@ def create_app(settings: GatewaySettings, api: ReplyChannel, backend: AgentBacke
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["*"],  # Authorization, Content-Type, X-Conversation-Id, the SDKs' x-stainless-*
             expose_headers=["X-Conversation-Id", "X-Request-Id"],
             max_age=600,
