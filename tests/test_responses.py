@@ -55,6 +55,7 @@ def test_text_response_is_stored_listed_and_deleted(start_gateway: StartGateway,
     assert raw["usage"]["input_tokens"] == words and raw["usage"]["output_tokens"] == 6
     assert raw["usage"]["total_tokens"] == words + 6
 
+    assert "POST /v1/responses" in httpx.get(gw.base + "/").json()["endpoints"]
     fetched = client.responses.retrieve(raw["id"])
     assert fetched.output_text == "Hello Ann, nice to meet you" and fetched.id == raw["id"]
     items = httpx.get(f"{gw.url}/responses/{raw['id']}/input_items").json()
