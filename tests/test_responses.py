@@ -177,3 +177,32 @@ def test_a_failed_upstream_fails_the_response(start_gateway: StartGateway, upstr
     upstream.fail(400, "bad prompt")
     plain = httpx.post(gw.url + "/responses", json={"model": "mofaclaw", "input": "x"}, timeout=10)
     assert plain.status_code == 502 and errors("ErrorResponse", plain.json()) == []
+
+
+def test_a_pending_function_call_must_be_answered(start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
+    gw = start_gateway()
+    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    upstream.tool_calls([("get_weather", {"city": "Rome"})])
+    paused = client.responses.create(model="mofaclaw", input="Weather?", tools=[WEATHER])
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.responses.create(model="mofaclaw", input="Never mind", previous_response_id=paused.id)
+    assert paused.output[0].call_id in bad.value.message and bad.value.body["param"] == "input"
+    assert upstream.request_count == 1
+
+
+async def test_auth_applies_and_a_disconnect_cancels_the_streamed_turn(
+        start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
+    gw = start_gateway('[gateway]\napi_keys = ["sk-gw"]\n')
+    anonymous = openai.AsyncOpenAI(base_url=gw.url, api_key="wrong")
+    with pytest.raises(openai.AuthenticationError):
+        await anonymous.responses.create(model="mofaclaw", input="hi")
+    client = openai.AsyncOpenAI(base_url=gw.url, api_key="sk-gw")
+    upstream.hang(after_chunks=1)
+    stream = await client.responses.create(model="mofaclaw", input="Tell me a long story", stream=True)
+    async for event in stream:
+        if event.type == "response.output_text.delta":
+            break
+    await stream.close()
+    await upstream.wait_for_disconnects(1)  # the turn was cancelled, and with it the upstream request
+    await client.close()
+    await anonymous.close()

@@ -58,11 +58,16 @@ def function_spec(tool: Mapping[str, Any], index: int, nested: bool) -> ToolSpec
 
 
 def check_results_answer_calls(history: Sequence[ChatMessage], results: Sequence[ChatMessage], param: str) -> None:
-    """Every tool result must answer a call of the last assistant message before it (as OpenAI requires)."""
-    last = next((m for m in reversed(history) if m.role == "assistant"), None)
-    made = {call.id for call in last.tool_calls} if last is not None else set()
+    """The client's tool results must answer the calls of the last assistant message, all of those not yet
+    answered and nothing else (as OpenAI requires)."""
+    last = max((i for i, m in enumerate(history) if m.role == "assistant"), default=-1)
+    made = [call.id for call in history[last].tool_calls] if last >= 0 else []
     if unknown := [r.tool_call_id for r in results if r.tool_call_id not in made]:
         raise APIError(400, f"No assistant tool call with id {', '.join(map(str, unknown))} precedes its result.",
+                       param=param, code="invalid_value")
+    answered = {m.tool_call_id for m in history[last + 1 :] if m.role == "tool"} | {r.tool_call_id for r in results}
+    if missing := [call_id for call_id in made if call_id not in answered]:
+        raise APIError(400, f"The tool calls {', '.join(missing)} have no result: send one for each call.",
                        param=param, code="invalid_value")
 
 

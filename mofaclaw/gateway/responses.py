@@ -65,9 +65,8 @@ class ResponseService:
                 raise _not_found(body.previous_response_id, "previous_response_id")
             chain = found
         turn = read_input(body, chain)
-        if turn.tool_results:
-            check_results_answer_calls(turn.history, turn.tool_results, "input")
-        elif not turn.content.strip():
+        check_results_answer_calls(turn.history, turn.tool_results, "input")
+        if not turn.tool_results and not turn.content.strip():
             raise APIError(400, "The input has no user message and no function_call_output.", param="input")
         specs = [function_spec(tool, i, nested=False) for i, tool in enumerate(body.tools)]
         client = client_tools(specs, _chat_tool_choice(body.tool_choice), body.parallel_tool_calls, self.backend)
