@@ -37,6 +37,7 @@ class TurnErrorCode(StrEnum):
     AGENT_ERROR = "agent_error"  # the agent refused or could not run the turn (a clear MofaclawError)
     INTERNAL_ERROR = "internal_error"  # a bug: the details are in the log, not in the reply
     SHUTTING_DOWN = "shutting_down"  # the process is stopping; the turn may be retried shortly
+    INVALID_REQUEST = "invalid_request"  # the request cannot be served as sent (e.g. unknown tool call ids)
 
 
 class TurnFailed(MofaclawError):

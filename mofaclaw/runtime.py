@@ -71,7 +71,7 @@ class Runtime:
     def __init__(self, *, config: Config, home: Path, model: str, provider: LLMProvider, bus: MessageBus,
                  store: SessionStore, agent: AgentLoop, subagents: SubagentManager, channels: ChannelManager,
                  cron: CronService, heartbeat: HeartbeatService, mcp: McpServers, tool_settings: ToolSettings,
-                 warnings: list[str]) -> None:
+                 warnings: list[str], can_call_tools: bool = True) -> None:
         self.config = config
         self.home = home
         self.model = model
@@ -86,6 +86,7 @@ class Runtime:
         self.mcp = mcp
         self.tool_settings = tool_settings
         self.warnings = warnings
+        self.can_call_tools = can_call_tools
 
     def add_chat_channels(self) -> None:
         """The enabled chat channels of [channels.*] (the gateway runs them; one poller per bot).
@@ -314,7 +315,8 @@ def build_runtime(
     context = ContextBuilder(workspace, SkillsLoader(workspace), defaults.timezone)
     memory = MemoryConsolidator(provider, model_id, store, workspace)
     agent = AgentLoop(bus, runner, store, context, memory,
-                      LoopSettings(defaults.history_window, defaults.max_concurrent_turns))
+                      LoopSettings(defaults.history_window, defaults.max_concurrent_turns,
+                                   config.gateway.client_tool_timeout))
     cron_store = CronStore(paths.cron_store(home))
     cron = CronService(cron_store, agent.ask, bus, grace_seconds=config.cron.grace_seconds)
     heartbeat = HeartbeatService(workspace, agent.ask, bus, HeartbeatSettings(
@@ -326,8 +328,8 @@ def build_runtime(
     # MCP servers add their tools to the registry while they run; not for a model that gets no tools.
     mcp = McpServers(mcp_settings(config) if can_call_tools else [], registry, home / "logs")
     return Runtime(config=config, home=home, model=model, provider=provider, bus=bus, store=store, agent=agent,
-                   subagents=subagents, channels=ChannelManager(bus, channels), cron=cron, heartbeat=heartbeat, mcp=mcp,
-                   tool_settings=tools_cfg, warnings=warnings)
+                   subagents=subagents, channels=ChannelManager(bus, channels), cron=cron, heartbeat=heartbeat,
+                   mcp=mcp, tool_settings=tools_cfg, warnings=warnings, can_call_tools=can_call_tools)
 
 
 def _provider(config: Config, warnings: list[str]) -> tuple[str, ProviderSettings | None, LLMProvider]:
@@ -347,12 +349,14 @@ def _provider(config: Config, warnings: list[str]) -> tuple[str, ProviderSetting
 async def serve_gateway(runtime: Runtime, settings: GatewaySettings) -> None:
     """Serve the OpenAI-compatible API while the runtime runs with its services, until SIGINT/SIGTERM."""
     from mofaclaw.gateway.app import create_app
+    from mofaclaw.gateway.backend import AgentBackend
     from mofaclaw.gateway.server import bind, check_exposure, make_server
 
     check_exposure(settings)
     api = runtime.reply_channel("api")
     sock = bind(settings.host, settings.port)
-    server = make_server(create_app(settings, api, runtime.store), settings)
+    backend = AgentBackend(runtime.store, lambda: runtime.agent.runner.tools.names, runtime.can_call_tools)
+    server = make_server(create_app(settings, api, backend), settings)
     loop = asyncio.get_running_loop()
 
     def stop() -> None:

@@ -68,3 +68,20 @@ class ToolSpec:
     name: str
     description: str
     parameters: Mapping[str, Any]
+
+
+ToolChoice = str | Mapping[str, Any]  # "auto", "none", "required" or {"type": "function", "function": {...}}
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTools:
+    """The tools a client brings along with its request: it runs them itself, so a turn that calls one
+    pauses and hands the call back. `tool_choice` and `parallel_tool_calls` apply as OpenAI defines them."""
+
+    specs: tuple[ToolSpec, ...] = ()
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(spec.name for spec in self.specs)

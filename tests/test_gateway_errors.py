@@ -35,7 +35,9 @@ BAD_REQUESTS = [
     ({"model": "mofaclaw", "messages": USER, "temperature": "hot"}, "temperature"),
     ({"model": "mofaclaw", "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
     ({"model": "mofaclaw", "messages": [{"role": "assistant", "content": "only me"}]}, "messages"),
-    ({"model": "mofaclaw", "messages": USER, "tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
+    ({"model": "mofaclaw", "messages": USER, "tools": [{"type": "web_search"}]}, "tools"),  # function tools only
+    ({"model": "mofaclaw", "messages": USER, "tools": [{"type": "function", "function": {"name": "exec"}}]},
+     "tools"),  # the agent's own tool name
     ([1, 2], None),
 ]
 

@@ -18,6 +18,7 @@ from upstream import ScriptedUpstream
 from mofaclaw.bus.memory import InMemoryBus
 from mofaclaw.bus.reply import ReplyChannel
 from mofaclaw.gateway.app import create_app
+from mofaclaw.gateway.backend import AgentBackend
 from mofaclaw.gateway.settings import GatewaySettings
 from mofaclaw.session.sqlite import SQLiteSessionStore
 
@@ -50,7 +51,8 @@ def _flat(routes: list[Any]) -> list[Any]:
 
 
 def _app_routes(home: Path) -> set[tuple[str, str]]:
-    app = create_app(GatewaySettings(), ReplyChannel("api", InMemoryBus()), SQLiteSessionStore(home / "s.db"))
+    app = create_app(GatewaySettings(), ReplyChannel("api", InMemoryBus()),
+                     AgentBackend(SQLiteSessionStore(home / "s.db"), lambda: ()))
     routes = set()
     for route in _flat(app.routes):
         path = re.sub(r":\w+}", "}", route.path)  # {model_id:path} is {model_id} in OpenAPI

@@ -51,14 +51,15 @@ class ContextBuilder:
     async def build(
         self,
         history: Sequence[ChatMessage],
-        content: str,
+        content: str | None,
         *,
         channel: str,
         chat_id: str,
         instructions: str = "",
     ) -> list[ChatMessage]:
+        """`content` None: no new user message (a turn resumed with the client's tool results)."""
         # Off the event loop: a slow disk (or anything planted in the workspace) must not stall
         # the other turns, the channels or /health.
         text = await asyncio.to_thread(self.system_prompt, channel, chat_id, instructions)
-        system = ChatMessage("system", text)
-        return [system, *history, ChatMessage("user", content)]
+        user = [ChatMessage("user", content)] if content is not None else []
+        return [ChatMessage("system", text), *history, *user]

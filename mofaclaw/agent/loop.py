@@ -12,6 +12,7 @@ from mofaclaw.agent.commands import CommandTable
 from mofaclaw.agent.context import ContextBuilder
 from mofaclaw.agent.locks import KeyedLocks
 from mofaclaw.agent.memory import MemoryConsolidator
+from mofaclaw.agent.pausing import PausedTurns
 from mofaclaw.agent.runner import TurnRunner
 from mofaclaw.agent.tools.base import ToolContext
 from mofaclaw.bus.base import MessageBus
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 class LoopSettings:
     history_window: int = 50
     max_concurrent_turns: int = 256
+    client_tool_timeout: float = 600.0  # seconds a turn paused on the client's tools waits for results
 
 
 class AgentLoop:
@@ -46,6 +48,7 @@ class AgentLoop:
         self.context = context
         self.memory = memory
         self.settings = settings
+        self.paused = PausedTurns(store, settings.client_tool_timeout)
         self.commands = CommandTable()
         self.commands.add("new", "start a new conversation (the old one is kept and remembered)", self._new)
         self._locks = KeyedLocks()
@@ -111,9 +114,12 @@ class AgentLoop:
             if message.history is not None
             else await self.store.history(message.session_key, window)
         )
+        start = await self.paused.start(message, history)
+        # A turn resumed with the client's tool results may come without a new user message.
+        content = message.content if message.content or not message.tool_results else None
         messages = await self.context.build(
-            history, message.content, channel=message.channel, chat_id=message.chat_id,
-            instructions=message.instructions,
+            [*start.history, *start.turn], content, channel=message.channel,
+            chat_id=message.chat_id, instructions=message.instructions,
         )
         ctx = ToolContext(message.channel, message.chat_id, message.session_key, message.request_id)
 
@@ -124,19 +130,29 @@ class AgentLoop:
             await self.bus.publish_outbound(_reply(message, describe_call(call), kind="progress",
                                                    tool_name=call.name, tool_summary=summarize_arguments(call)))
 
-        if publish and message.live_updates:
-            result = await self.runner.run(messages, ctx, message.options, on_delta, on_tool)
-        else:
-            result = await self.runner.run(messages, ctx, message.options)
-        if message.persist:
-            turn = [ChatMessage("user", message.content), *result.messages]
+        try:
+            if publish and message.live_updates:
+                result = await self.runner.run(messages, ctx, message.options, on_delta, on_tool,
+                                               message.client_tools)
+            else:
+                result = await self.runner.run(messages, ctx, message.options, client=message.client_tools)
+        except BaseException:
+            await self.paused.restore(start)
+            raise
+        user = [ChatMessage("user", content)] if content is not None else []
+        turn = [*start.turn, *user, *result.messages]
+        if result.pending:
+            # Nothing reaches the conversation until the client's results come back and the turn ends.
+            await self.paused.pause(message, turn, result.pending)
+        elif message.persist:
             # Shielded: once the commit starts, a cancel must not leave us unsure whether it landed.
             await asyncio.shield(self.store.append_turn(message.session_key, turn))
             if self.memory is not None and len(history) >= window:
                 self._in_background(self.memory.consolidate(message.session_key, keep=window))
         if publish:
             await self.bus.publish_outbound(
-                _reply(message, result.content, usage=result.usage, finish_reason=result.finish_reason)
+                _reply(message, result.content, usage=result.usage, finish_reason=result.finish_reason,
+                       tool_calls=result.pending, messages=(*start.history, *turn))
             )
         return result.content
 

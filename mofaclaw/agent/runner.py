@@ -10,7 +10,7 @@ from string import Template
 from mofaclaw.agent.tools.base import ToolContext, ToolRegistry
 from mofaclaw.providers.base import ChatRequest, Finish, LLMProvider, TextDelta, ToolCallReady, UsageReport
 from mofaclaw.templates import prompt
-from mofaclaw.types import ChatMessage, GenerationOptions, ToolCall, Usage
+from mofaclaw.types import ChatMessage, ClientTools, GenerationOptions, ToolCall, Usage
 
 DeltaSink = Callable[[str], Awaitable[None]]
 ProgressSink = Callable[[ToolCall], Awaitable[None]]
@@ -23,7 +23,8 @@ class TurnResult:
     # tool results and the final answer, in order.
     messages: tuple[ChatMessage, ...]
     usage: Usage
-    finish_reason: str
+    finish_reason: str  # "tool_calls" when the turn paused on calls of the client's tools
+    pending: tuple[ToolCall, ...] = ()  # those calls: the client runs them and resumes the turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +51,20 @@ class TurnRunner:
         options: GenerationOptions = GenerationOptions(),
         on_delta: DeltaSink = _ignore,
         on_tool: ProgressSink = _ignore,
+        client: ClientTools = ClientTools(),
     ) -> TurnResult:
         conversation = list(messages)
         added: list[ChatMessage] = []
         usage = Usage()
         request_options = _merge(options, self.settings.defaults)
-        specs = self.tools.specs()
+        specs = (*self.tools.specs(), *client.specs) if client.specs else self.tools.specs()
+        tool_choice = client.tool_choice
         for _ in range(self.settings.max_tool_iterations):
-            request = ChatRequest(self.settings.model, conversation, specs, request_options)
+            request = ChatRequest(self.settings.model, conversation, specs, request_options,
+                                  tool_choice, client.parallel_tool_calls)
+            # The client's choice is for the first step only: "required" or a named function on every
+            # step would never let the model answer.
+            tool_choice = None if tool_choice in (None, "none") else "auto"
             text: list[str] = []
             calls: list[ToolCall] = []
             finish = "stop"
@@ -77,10 +84,15 @@ class TurnRunner:
                 final = ChatMessage("assistant", content)
                 added.append(final)
                 return TurnResult(content, tuple(added), usage, finish)
+            # The step keeps every call, the client's too, so the stored turn is in valid OpenAI order
+            # once the client's results follow the agent's.
             step = ChatMessage("assistant", content or None, tuple(calls))
-            results = await self._run_tools(calls, ctx, on_tool)
+            pending = tuple(c for c in calls if c.name in client.names)
+            results = await self._run_tools([c for c in calls if c not in pending], ctx, on_tool)
             conversation += [step, *results]
             added += [step, *results]
+            if pending:
+                return TurnResult(content, tuple(added), usage, "tool_calls", pending)
         content = Template(prompt("iteration_limit")).safe_substitute(
             limit=self.settings.max_tool_iterations
         ).strip()
@@ -91,6 +103,8 @@ class TurnRunner:
         self, calls: list[ToolCall], ctx: ToolContext, on_tool: ProgressSink
     ) -> list[ChatMessage]:
         """Independent calls of one step run concurrently; results keep the calls' order."""
+        if not calls:
+            return []
 
         async def one(call: ToolCall) -> ChatMessage:
             await on_tool(call)

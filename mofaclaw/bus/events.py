@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mofaclaw.errors import TurnErrorCode
-from mofaclaw.types import ChatMessage, GenerationOptions, Usage
+from mofaclaw.types import ChatMessage, ClientTools, GenerationOptions, ToolCall, Usage
 
 InboundKind = Literal["message", "cancel"]
 OutboundKind = Literal["message", "delta", "error", "progress"]
@@ -44,6 +44,10 @@ class InboundMessage:
     # False when nobody watches the turn as it runs (a non-streaming API request): the agent then
     # sends only the final message, not a delta per token and a line per tool.
     live_updates: bool = True
+    # The client's own tools, and its answers (role "tool") to calls a paused turn handed back to it:
+    # a message with `tool_results` resumes that turn (`content` may then be empty).
+    client_tools: ClientTools = field(default_factory=ClientTools)
+    tool_results: tuple[ChatMessage, ...] = ()
 
     @property
     def session_key(self) -> str:
@@ -78,3 +82,8 @@ class OutboundMessage:
     media: tuple[str, ...] = ()  # files to send with the message (paths), e.g. from the message tool
     tool_name: str | None = None
     tool_summary: str = ""
+    # A final message of a turn paused on the client's tools: the calls the client is to run.
+    tool_calls: tuple[ToolCall, ...] = ()
+    # A final message: the whole conversation of the turn, history included, without the system prompt
+    # (a stateless client such as the Responses API stores it).
+    messages: tuple[ChatMessage, ...] = ()

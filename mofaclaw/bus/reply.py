@@ -13,7 +13,7 @@ from mofaclaw.bus.base import MessageBus
 from mofaclaw.bus.events import InboundMessage, OutboundMessage
 from mofaclaw.errors import TurnErrorCode, TurnFailed
 from mofaclaw.tasks import TaskSet
-from mofaclaw.types import Usage
+from mofaclaw.types import ChatMessage, ToolCall, Usage
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,9 @@ class Answer:
 
     content: str
     usage: Usage
-    finish_reason: str
+    finish_reason: str  # "tool_calls" when the turn paused on the client's tools
+    tool_calls: tuple[ToolCall, ...] = ()  # the client's calls to run, when paused
+    messages: tuple[ChatMessage, ...] = ()  # the whole conversation of the turn, without the system prompt
 
 
 class Reply:
@@ -89,7 +91,8 @@ class Reply:
 def _ending(message: OutboundMessage) -> Answer:
     if message.kind == "error":
         raise TurnFailed(message.content, message.error_code or TurnErrorCode.INTERNAL_ERROR, message.status)
-    return Answer(message.content, message.usage or Usage(), message.finish_reason or "stop")
+    return Answer(message.content, message.usage or Usage(), message.finish_reason or "stop",
+                  message.tool_calls, message.messages)
 
 
 class ReplyChannel:

@@ -106,6 +106,7 @@ class GatewayConfig(Section):
     header_timeout: float = Field(10.0, gt=0)
     keepalive_interval: float = Field(15.0, gt=0)
     models: EnvList = []  # extra model ids listed by /v1/models besides "mofaclaw"
+    client_tool_timeout: float = Field(600.0, gt=0)  # seconds a turn paused on a client's tools waits
 
 
 class ExecConfig(Section):

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from mofaclaw import __version__
 from mofaclaw.bus.reply import ReplyChannel
 from mofaclaw.gateway import web
+from mofaclaw.gateway.backend import AgentBackend
 from mofaclaw.gateway.completions import CompletionService
 from mofaclaw.gateway.errors import APIError, install_error_handlers
 from mofaclaw.gateway.guards import FrontDoorGuard, JsonBodyGuard, accepted_hosts
@@ -29,19 +30,22 @@ from mofaclaw.gateway.openapi import (
     error,
     install_openapi,
 )
+from mofaclaw.gateway.responses import ROUTES as RESPONSE_ROUTES
+from mofaclaw.gateway.responses import responses_router
 from mofaclaw.gateway.settings import GatewaySettings
-from mofaclaw.session.base import SessionStore
 
 ENDPOINTS = ["GET /health", "GET /v1/models", "GET /v1/models/{id}", "POST /v1/chat/completions",
-             "GET /openapi.json"]
+             *RESPONSE_ROUTES, "GET /openapi.json"]
 
 
-def create_app(settings: GatewaySettings, api: ReplyChannel, store: SessionStore | None = None) -> FastAPI:
+def create_app(settings: GatewaySettings, api: ReplyChannel, backend: AgentBackend | None = None) -> FastAPI:
+    """The API; with `backend` (the agent's store and tools) also the Responses API, the conversations
+    API and the web chat page."""
     app = FastAPI(title="mofaclaw", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json")
     install_error_handlers(app)
     install_openapi(app, settings)
-    completions = CompletionService(settings, api)
+    completions = CompletionService(settings, api, backend)
     created = int(time.time())
 
     def model_card(model_id: str) -> dict[str, Any]:
@@ -76,6 +80,9 @@ def create_app(settings: GatewaySettings, api: ReplyChannel, store: SessionStore
     async def chat_completions(request: Request) -> Response:
         return await completions.handle(request)
 
+    if backend is not None:
+        app.include_router(responses_router(settings, api, backend))
+
     # Added last = outermost. The guard refuses foreign Hosts and Origins before anything runs; CORS
     # answers preflights before auth; auth before the body is typed, capped or read.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -86,13 +93,13 @@ def create_app(settings: GatewaySettings, api: ReplyChannel, store: SessionStore
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
-            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
             allow_headers=["*"],  # Authorization, Content-Type, X-Conversation-Id, the SDKs' x-stainless-*
             expose_headers=["X-Conversation-Id", "X-Request-Id"],
             max_age=600,
         )
-    if store is not None:  # the web chat page and its routes: the page loads without a key, its /v1 calls need one
-        web.install(app, settings, store)
+    if backend is not None:  # the web chat page and its routes: the page loads without a key, its /v1 calls need one
+        web.install(app, settings, backend.store)
     app.add_middleware(FrontDoorGuard, hosts=accepted_hosts(settings.host, settings.allowed_hosts),
                        cors_origins=settings.cors_origins)
     return app

@@ -15,7 +15,10 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from mofaclaw.bus.events import InboundMessage
 from mofaclaw.bus.reply import Answer, Reply, ReplyChannel
 from mofaclaw.errors import TurnErrorCode, TurnFailed
+from mofaclaw.gateway import client_tools
+from mofaclaw.gateway.backend import AgentBackend
 from mofaclaw.gateway.body import parse_json_body
+from mofaclaw.gateway.chat_tools import chat_client_tools, check_paused, resumed_turn
 from mofaclaw.gateway.conversations import session_key_of
 from mofaclaw.gateway.errors import APIError, error_body
 from mofaclaw.gateway.schemas import (
@@ -37,9 +40,10 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class CompletionService:
-    def __init__(self, settings: GatewaySettings, api: ReplyChannel) -> None:
+    def __init__(self, settings: GatewaySettings, api: ReplyChannel, backend: AgentBackend | None = None) -> None:
         self.settings = settings
         self.api = api
+        self.backend = backend
 
     async def handle(self, request: Request) -> Response:
         request_id = uuid.uuid4().hex
@@ -51,6 +55,8 @@ class CompletionService:
                            f"{', '.join(self.settings.model_ids)}.", param="model", code="model_not_found")
         conversation = conversation_of(chat, request.headers.get("x-conversation-id"))
         inbound = self._inbound(chat, conversation, request_id, request)
+        if conversation:
+            await check_paused(self.backend, inbound.session_key, inbound.tool_results)
         headers = {"X-Request-Id": client_request_id}
         if conversation:
             headers["X-Conversation-Id"] = conversation
@@ -69,14 +75,21 @@ class CompletionService:
                  request: Request) -> InboundMessage:
         instructions, messages = split_instructions(chat.messages)
         sender = request.client.host if request.client else "unknown"
+        client = chat_client_tools(chat, self.backend)
+        if resumed := resumed_turn(messages, conversation):
+            chat_id = conversation or f"stateless-{request_id}"
+            return InboundMessage("api", sender, chat_id, resumed.content, request_id=request_id,
+                                  history=resumed.history, instructions=instructions, options=chat.options(),
+                                  live_updates=chat.stream, client_tools=client, tool_results=resumed.tool_results)
         if conversation:
             return InboundMessage("api", sender, conversation, new_input(messages), request_id=request_id,
                                   session_key_override=session_key_of(conversation),
-                                  instructions=instructions, options=chat.options(), live_updates=chat.stream)
+                                  instructions=instructions, options=chat.options(), live_updates=chat.stream,
+                                  client_tools=client)
         history, content = stateless_turn(messages)
         return InboundMessage("api", sender, f"stateless-{request_id}", content, request_id=request_id,
                               history=history, instructions=instructions, options=chat.options(),
-                              live_updates=chat.stream)
+                              live_updates=chat.stream, client_tools=client)
 
     async def _complete(self, inbound: InboundMessage, reply: Reply, model: str, request: Request,
                         headers: dict[str, str]) -> Response:
@@ -129,6 +142,8 @@ class CompletionService:
                     return
                 if isinstance(event, Answer):
                     finished = True
+                    for delta in client_tools.call_deltas(event.tool_calls):
+                        yield writer.chunk(delta)
                     yield writer.chunk({}, _finish_reason(event))
                     if writer.include_usage:
                         yield writer.usage(_usage(event.usage))
@@ -156,6 +171,8 @@ async def _disconnected(request: Request) -> None:
 
 
 def _finish_reason(answer: Answer) -> str:
+    if answer.tool_calls:
+        return "tool_calls"
     return "length" if answer.finish_reason == "length" else "stop"
 
 
@@ -172,7 +189,7 @@ def _completion(request_id: str, model: str, answer: Answer) -> dict[str, Any]:
         "model": model,
         "choices": [{
             "index": 0,
-            "message": {"role": "assistant", "content": answer.content, "refusal": None},
+            "message": client_tools.message_of(answer),
             "finish_reason": _finish_reason(answer),
             "logprobs": None,
         }],
@@ -187,12 +204,13 @@ _TURN_ERRORS: dict[TurnErrorCode, tuple[int, str]] = {
     TurnErrorCode.SHUTTING_DOWN: (503, "shutting_down"),
     TurnErrorCode.AGENT_ERROR: (500, "agent_error"),
     TurnErrorCode.INTERNAL_ERROR: (500, "internal_error"),
+    TurnErrorCode.INVALID_REQUEST: (400, "invalid_value"),
 }
 
 
 def _error_of(exc: TurnFailed) -> tuple[int, dict[str, Any]]:
     status, code = _TURN_ERRORS[exc.code]
-    return status, error_body(str(exc), "server_error", None, code)
+    return status, error_body(str(exc), "invalid_request_error" if status < 500 else "server_error", None, code)
 
 
 def _timeout_error(seconds: float) -> APIError:

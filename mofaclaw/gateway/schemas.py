@@ -73,8 +73,9 @@ class ChatCompletionRequest(_Lenient):
     max_tokens: int | None = Field(None, gt=0)
     max_completion_tokens: int | None = Field(None, gt=0)
     stop: str | Annotated[list[str], Field(max_length=4)] | None = None
-    tools: list[dict[str, Any]] | None = Field(None, description="Not supported: must be absent or empty.",
-                                               json_schema_extra={"maxItems": 0})
+    tools: list[dict[str, Any]] | None = Field(None, description="Function tools the client runs itself.")
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
     conversation_id: str | None = Field(
         None, min_length=1, max_length=200, pattern=CONVERSATION_ID_PATTERN,
         description=f"mofaclaw: a server-side conversation ({CONVERSATION_ID_RULE}); "
@@ -85,7 +86,6 @@ class ChatCompletionRequest(_Lenient):
     seed: int | None = None
     presence_penalty: float | None = Field(None, ge=-2, le=2)
     frequency_penalty: float | None = Field(None, ge=-2, le=2)
-    parallel_tool_calls: bool | None = None
     store: bool | None = None
     metadata: dict[str, str] | None = None
 
@@ -107,14 +107,6 @@ def parse_request(data: Any) -> ChatCompletionRequest:
     except ValidationError as exc:
         param, message = _describe(exc.errors())
         raise APIError(400, f"Invalid value for '{param}': {message}", param=param or None) from None
-    if request.tools:
-        raise APIError(
-            400,
-            "Client-side tools are not supported: mofaclaw runs its own tools and cannot call yours back. "
-            "Remove 'tools' from the request.",
-            param="tools",
-            code="unsupported_parameter",
-        )
     return request
 
 
@@ -173,11 +165,11 @@ def stateless_turn(messages: list[WireMessage]) -> tuple[list[ChatMessage], str]
     last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
     if last_user == -1 or not messages[last_user].text().strip():
         raise APIError(400, "The request has no user message.", param="messages")
-    history = [_to_chat(m) for m in messages[:last_user]]
+    history = [to_chat(m) for m in messages[:last_user]]
     return [m for m in history if m is not None], messages[last_user].text()
 
 
-def _to_chat(message: WireMessage) -> ChatMessage | None:
+def to_chat(message: WireMessage) -> ChatMessage | None:
     if message.role == "user":
         return ChatMessage("user", message.text())
     if message.role == "assistant":

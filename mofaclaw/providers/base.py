@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mofaclaw.types import ChatMessage, GenerationOptions, ToolCall, ToolSpec, Usage
+from mofaclaw.types import ChatMessage, GenerationOptions, ToolCall, ToolChoice, ToolSpec, Usage
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,6 +15,8 @@ class ChatRequest:
     messages: Sequence[ChatMessage]
     tools: Sequence[ToolSpec] = ()
     options: GenerationOptions = field(default_factory=GenerationOptions)
+    tool_choice: ToolChoice | None = None  # None: the provider's default ("auto")
+    parallel_tool_calls: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

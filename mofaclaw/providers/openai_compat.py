@@ -105,6 +105,10 @@ def _request_body(request: ChatRequest, tools: list[dict[str, Any]]) -> dict[str
     }
     if tools:
         kwargs["tools"] = tools
+        if request.tool_choice is not None:
+            kwargs["tool_choice"] = request.tool_choice
+        if request.parallel_tool_calls is not None:
+            kwargs["parallel_tool_calls"] = request.parallel_tool_calls
     if opts.temperature is not None:
         kwargs["temperature"] = opts.temperature
     if opts.top_p is not None:

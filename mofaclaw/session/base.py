@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from mofaclaw.types import ChatMessage
+from mofaclaw.session.paused import PausedTurn
+from mofaclaw.session.responses import StoredResponse
+from mofaclaw.types import ChatMessage, ToolCall
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +37,36 @@ class ConversationInfo:
     message_count: int
 
 
-class SessionStore(Protocol):
+class PausedTurnStore(Protocol):
+    """Turns waiting for a client's tool results (`session_key` None: a stateless turn, found by call ids)."""
+
+    async def pause_turn(self, session_key: str | None, pending: Sequence[ToolCall],
+                         messages: Sequence[ChatMessage], ttl: float) -> PausedTurn: ...
+
+    async def paused_turn(self, session_key: str | None, call_ids: Sequence[str]) -> PausedTurn | None:
+        """The live (unexpired) paused turn, left in place."""
+        ...
+
+    async def take_paused_turn(self, session_key: str | None, call_ids: Sequence[str]) -> PausedTurn | None:
+        """The live paused turn, removed in the same transaction."""
+        ...
+
+    async def restore_paused_turn(self, turn: PausedTurn) -> None: ...
+
+
+class ResponseStore(Protocol):
+    """Responses API objects; each knows its previous one, so a chain is a conversation."""
+
+    async def save_response(self, response: StoredResponse) -> None: ...
+
+    async def response(self, response_id: str) -> StoredResponse | None: ...
+
+    async def delete_response(self, response_id: str) -> bool: ...
+
+    async def response_chain(self, response_id: str) -> list[ChatMessage] | None: ...
+
+
+class SessionStore(PausedTurnStore, ResponseStore, Protocol):
     async def append_turn(self, key: str, messages: Sequence[ChatMessage]) -> None:
         """Store a whole turn, all or nothing."""
         ...
@@ -76,3 +107,4 @@ class SessionStore(Protocol):
         ...
 
     async def close(self) -> None: ...
+

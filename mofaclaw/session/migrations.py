@@ -40,7 +40,37 @@ def _m2_titles(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_initial, _m2_titles]
+def _m3_paused_turns_and_responses(db: sqlite3.Connection) -> None:
+    # A paused turn waits for the client's tool results; nothing of it is in `messages` until it ends.
+    # session_key is NULL for a stateless turn (found by its call ids instead).
+    db.executescript(
+        """
+        CREATE TABLE paused_turns (
+            id TEXT PRIMARY KEY,
+            session_key TEXT,
+            pending TEXT NOT NULL,
+            messages TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE INDEX paused_by_session ON paused_turns(session_key);
+        CREATE TABLE paused_calls (
+            call_id TEXT NOT NULL,
+            turn_id TEXT NOT NULL REFERENCES paused_turns(id) ON DELETE CASCADE
+        );
+        CREATE INDEX paused_calls_by_id ON paused_calls(call_id);
+        CREATE TABLE responses (
+            id TEXT PRIMARY KEY,
+            previous_id TEXT,
+            created_at REAL NOT NULL,
+            body TEXT NOT NULL,
+            input_items TEXT NOT NULL,
+            messages TEXT NOT NULL
+        );
+        """
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_initial, _m2_titles, _m3_paused_turns_and_responses]
 
 
 def migrate(db: sqlite3.Connection) -> None:

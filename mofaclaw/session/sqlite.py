@@ -12,8 +12,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from mofaclaw.session import paused, responses
 from mofaclaw.session.base import ConversationInfo, SessionInfo, StoredMessage
 from mofaclaw.session.migrations import migrate
+from mofaclaw.session.paused import PausedTurn
+from mofaclaw.session.responses import StoredResponse
 from mofaclaw.types import ChatMessage, ToolCall
 
 T = TypeVar("T")
@@ -187,6 +190,33 @@ class SQLiteSessionStore:
             return _conversation_of(db, key)
 
         return await self._run(write)
+
+    # Paused turns and stored responses: the SQL lives in their modules; these run it on our thread.
+
+    async def pause_turn(self, session_key: str | None, pending: Sequence[ToolCall],
+                         messages: Sequence[ChatMessage], ttl: float) -> PausedTurn:
+        return await self._run(lambda db: paused.save(db, session_key, pending, messages, ttl))
+
+    async def paused_turn(self, session_key: str | None, call_ids: Sequence[str]) -> PausedTurn | None:
+        return await self._run(lambda db: paused.find(db, session_key, call_ids))
+
+    async def take_paused_turn(self, session_key: str | None, call_ids: Sequence[str]) -> PausedTurn | None:
+        return await self._run(lambda db: paused.take(db, session_key, call_ids))
+
+    async def restore_paused_turn(self, turn: PausedTurn) -> None:
+        await self._run(lambda db: paused.restore(db, turn))
+
+    async def save_response(self, response: StoredResponse) -> None:
+        await self._run(lambda db: responses.save(db, response))
+
+    async def response(self, response_id: str) -> StoredResponse | None:
+        return await self._run(lambda db: responses.get(db, response_id))
+
+    async def delete_response(self, response_id: str) -> bool:
+        return await self._run(lambda db: responses.delete(db, response_id))
+
+    async def response_chain(self, response_id: str) -> list[ChatMessage] | None:
+        return await self._run(lambda db: responses.chain(db, response_id))
 
     async def close(self) -> None:
         def close(_: sqlite3.Connection) -> None:
