@@ -73,10 +73,10 @@ class ExecTool:
         env = scrub_environment(os.environ, s.secret_values)
         # Unsandboxed, /proc shows this process to the command; sandboxed, a mistake elsewhere might.
         guard_process(lambda name, value: is_secret_variable(name, value, s.secret_values))
-        if bwrap:
-            argv = bwrap_argv(bwrap, s.workspace, cwd, command, env, s.exec_network)
-        else:
-            argv = reaper_argv(["bash", "-c", command])
+        # The reaper stays in both cases: bwrap itself exits at once on SIGTERM, while the kernel is
+        # still emptying its pid namespace; the reaper returns only once every descendant is gone.
+        inner = bwrap_argv(bwrap, s.workspace, cwd, command, env, s.exec_network) if bwrap else ["bash", "-c", command]
+        argv = reaper_argv(inner)
         log.debug("exec in %s (%s): %s", cwd, "bwrap" if bwrap else "no sandbox", command)
         result = await run_process(argv, cwd, env, s.exec_timeout, s.exec_max_output_chars)
         report = result.render(s.exec_max_output_chars)
@@ -213,7 +213,7 @@ async def run_process(argv: list[str], cwd: Path, env: dict[str, str], timeout: 
         pid = transport.get_pid()
         if not protocol.exited.is_set():
             # Timeout or cancelled turn: SIGTERM lets the reaper kill every descendant, even those
-            # that left the group with setsid; bwrap dies and the kernel empties its pid namespace.
+            # that left the group with setsid or live in bwrap's pid namespace.
             _signal(pid, signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_STOP_GRACE):
