@@ -14,13 +14,13 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from mofaclaw.bus.events import InboundMessage
 from mofaclaw.bus.reply import Answer, Reply, ReplyChannel
-from mofaclaw.errors import TurnErrorCode, TurnFailed
+from mofaclaw.errors import TurnFailed
 from mofaclaw.gateway import client_tools
 from mofaclaw.gateway.backend import AgentBackend
 from mofaclaw.gateway.body import parse_json_body
 from mofaclaw.gateway.chat_tools import chat_client_tools, check_paused, resumed_turn
 from mofaclaw.gateway.conversations import session_key_of
-from mofaclaw.gateway.errors import APIError, error_body
+from mofaclaw.gateway.errors import APIError
 from mofaclaw.gateway.schemas import (
     ChatCompletionRequest,
     conversation_of,
@@ -32,6 +32,7 @@ from mofaclaw.gateway.schemas import (
 from mofaclaw.gateway.settings import GatewaySettings
 from mofaclaw.gateway.sse import DONE, KEEPALIVE, ChunkWriter
 from mofaclaw.gateway.sse import event as sse_event
+from mofaclaw.gateway.turns import ClientGone, answer_or_gone, timeout_error, turn_error
 from mofaclaw.types import Usage
 
 log = logging.getLogger(__name__)
@@ -93,26 +94,18 @@ class CompletionService:
 
     async def _complete(self, inbound: InboundMessage, reply: Reply, model: str, request: Request,
                         headers: dict[str, str]) -> Response:
-        answer = asyncio.ensure_future(reply.final())
-        gone = asyncio.ensure_future(_disconnected(request))
         try:
-            done, _ = await asyncio.wait({answer, gone}, timeout=self.settings.request_timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            gone.cancel()
-            reply.close()
-        if answer not in done:
-            answer.cancel()
-            self.api.cancel(inbound)
-            if gone in done:
-                log.info("request %s: client disconnected; turn cancelled", inbound.request_id)
-                return Response(status_code=499)
-            raise _timeout_error(self.settings.request_timeout)
-        try:
-            final = answer.result()
+            final = await answer_or_gone(reply, request, self.settings.request_timeout)
         except TurnFailed as exc:
-            status, body = _error_of(exc)
+            status, body = turn_error(exc)
             return JSONResponse(body, status_code=status, headers=headers)
+        except ClientGone:
+            log.info("request %s: client disconnected; turn cancelled", inbound.request_id)
+            self.api.cancel(inbound)
+            return Response(status_code=499)
+        except APIError:  # the time ran out
+            self.api.cancel(inbound)
+            raise
         return JSONResponse(_completion(inbound.request_id, model, final), headers=headers)
 
     async def _stream(self, inbound: InboundMessage, reply: Reply, writer: ChunkWriter) -> AsyncIterator[bytes]:
@@ -132,12 +125,12 @@ class CompletionService:
                         continue
                     self.api.cancel(inbound)
                     finished = True
-                    yield sse_event(_timeout_error(self.settings.request_timeout).body)
+                    yield sse_event(timeout_error(self.settings.request_timeout).body)
                     yield DONE
                     return
                 except TurnFailed as exc:
                     finished = True
-                    yield sse_event(_error_of(exc)[1])
+                    yield sse_event(turn_error(exc)[1])
                     yield DONE
                     return
                 if isinstance(event, Answer):
@@ -162,12 +155,6 @@ class CompletionService:
 
 async def _read_json(request: Request) -> Any:
     return parse_json_body(await request.body())
-
-
-async def _disconnected(request: Request) -> None:
-    # After the body is read, the next ASGI message can only be the disconnect.
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 def _finish_reason(answer: Answer) -> str:
@@ -195,24 +182,3 @@ def _completion(request_id: str, model: str, answer: Answer) -> dict[str, Any]:
         }],
         "usage": _usage(answer.usage),
     }
-
-
-# How a failed turn is told to an HTTP client: status, OpenAI error type, and code.
-_TURN_ERRORS: dict[TurnErrorCode, tuple[int, str]] = {
-    TurnErrorCode.PROVIDER_ERROR: (502, "upstream_error"),
-    TurnErrorCode.PROVIDER_TIMEOUT: (504, "upstream_timeout"),
-    TurnErrorCode.SHUTTING_DOWN: (503, "shutting_down"),
-    TurnErrorCode.AGENT_ERROR: (500, "agent_error"),
-    TurnErrorCode.INTERNAL_ERROR: (500, "internal_error"),
-    TurnErrorCode.INVALID_REQUEST: (400, "invalid_value"),
-}
-
-
-def _error_of(exc: TurnFailed) -> tuple[int, dict[str, Any]]:
-    status, code = _TURN_ERRORS[exc.code]
-    return status, error_body(str(exc), "invalid_request_error" if status < 500 else "server_error", None, code)
-
-
-def _timeout_error(seconds: float) -> APIError:
-    return APIError(504, f"The agent did not finish within {seconds:g}s (gateway.request_timeout); "
-                    "the turn was cancelled.", type="server_error", code="timeout")

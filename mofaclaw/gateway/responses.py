@@ -18,13 +18,14 @@ from mofaclaw.bus.reply import Answer, Reply, ReplyChannel
 from mofaclaw.errors import TurnErrorCode, TurnFailed
 from mofaclaw.gateway.backend import AgentBackend
 from mofaclaw.gateway.client_tools import check_results_answer_calls, client_tools, function_spec
-from mofaclaw.gateway.completions import STREAM_HEADERS, _error_of  # failures told as on Chat Completions
+from mofaclaw.gateway.completions import STREAM_HEADERS  # failures told as on Chat Completions
 from mofaclaw.gateway.errors import APIError
 from mofaclaw.gateway.response_events import ResponseEvents
 from mofaclaw.gateway.response_items import ResponseObject, listed_input, outputs_of, read_input
 from mofaclaw.gateway.response_schemas import CreateResponseRequest
 from mofaclaw.gateway.settings import GatewaySettings
 from mofaclaw.gateway.sse import KEEPALIVE
+from mofaclaw.gateway.turns import ClientGone, answer_or_gone, timeout_error, turn_error
 from mofaclaw.session.responses import StoredResponse
 from mofaclaw.types import ChatMessage, ClientTools, GenerationOptions, ToolChoice
 
@@ -92,27 +93,19 @@ class ResponseService:
 
     async def _complete(self, inbound: InboundMessage, reply: Reply, response: ResponseObject, record: _Record,
                         request: Request) -> Response:
-        answer = asyncio.ensure_future(reply.final())
-        gone = asyncio.ensure_future(_disconnected(request))
         try:
-            done, _ = await asyncio.wait({answer, gone}, timeout=self.settings.request_timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            gone.cancel()
-            reply.close()
-        if answer not in done:
-            answer.cancel()
-            self.api.cancel(inbound)
-            if gone in done:
-                log.info("response %s: client disconnected; turn cancelled", response.id)
-                return Response(status_code=499)
-            raise _timeout_error(self.settings.request_timeout)
-        try:
-            final = answer.result()
+            final = await answer_or_gone(reply, request, self.settings.request_timeout)
         except TurnFailed as exc:
-            status, error = _error_of(exc)
+            status, error = turn_error(exc)
             await record.save(response.fail(str(exc)), ())
             return JSONResponse(error, status_code=status)
+        except ClientGone:
+            log.info("response %s: client disconnected; turn cancelled", response.id)
+            self.api.cancel(inbound)
+            return Response(status_code=499)
+        except APIError:  # the time ran out
+            self.api.cancel(inbound)
+            raise
         body = response.finish(final, outputs_of(final))
         await record.save(body, final.messages)
         return JSONResponse(body)
@@ -137,7 +130,7 @@ class ResponseService:
                         continue
                     self.api.cancel(inbound)
                     finished = True
-                    error = _timeout_error(self.settings.request_timeout)
+                    error = timeout_error(self.settings.request_timeout)
                     yield events.event("response.failed", response=await record.failed(response, str(error)))
                     return
                 except TurnFailed as exc:
@@ -247,13 +240,3 @@ def _chat_tool_choice(choice: str | Mapping[str, Any] | None) -> ToolChoice | No
 
 def _not_found(response_id: str, param: str | None = None) -> APIError:
     return APIError(404, f"Response with id '{response_id}' not found.", param=param, code="not_found")
-
-
-def _timeout_error(seconds: float) -> APIError:
-    return APIError(504, f"The agent did not finish within {seconds:g}s (gateway.request_timeout); "
-                    "the turn was cancelled.", type="server_error", code="timeout")
-
-
-async def _disconnected(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
