@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 
@@ -38,48 +38,65 @@ ENDPOINTS = ["GET /health", "GET /v1/models", "GET /v1/models/{id}", "POST /v1/c
              *RESPONSE_ROUTES, "GET /openapi.json"]
 
 
+# The core routes, at module level: what they need (settings, the completion service, the start time)
+# is on app.state, set by create_app.
+core = APIRouter()
+
+
+@core.get("/", summary="Service name, version and endpoints", responses={200: {"model": ServiceInfo}})
+async def root() -> dict[str, Any]:
+    return {"name": "mofaclaw", "version": __version__, "endpoints": ENDPOINTS}
+
+
+@core.get("/health", summary="Liveness; never needs a key", responses={200: {"model": Health}})
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@core.get("/v1/models", summary="List models", responses={200: {"model": ModelList}})
+async def list_models(request: Request) -> dict[str, Any]:
+    state = request.app.state
+    return {"object": "list", "data": [_model_card(m, state.created) for m in state.settings.model_ids]}
+
+
+@core.get("/v1/models/{model_id:path}", summary="Retrieve a model",
+          responses={200: {"model": ModelCard}, 404: error("Unknown model.")})
+async def get_model(model_id: str, request: Request) -> dict[str, Any]:
+    state = request.app.state
+    if model_id not in state.settings.model_ids:
+        raise APIError(404, f"The model '{model_id}' does not exist.", param="model", code="model_not_found")
+    return _model_card(model_id, state.created)
+
+
+@core.post("/v1/chat/completions", summary="Create a chat completion (one agent turn)",
+           openapi_extra=REQUEST_BODY,
+           responses={200: {"model": ChatCompletion, "content": EVENT_STREAM}, **COMPLETION_ERRORS})
+async def chat_completions(request: Request) -> Response:
+    completions: CompletionService = request.app.state.completions
+    return await completions.handle(request)
+
+
+def _model_card(model_id: str, created: int) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": created, "owned_by": "mofaclaw"}
+
+
+async def _too_large(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BodyTooLarge)
+    return JSONResponse(exc.body, status_code=413, headers={"Connection": "close"})
+
+
 def create_app(settings: GatewaySettings, api: ReplyChannel, backend: AgentBackend | None = None) -> FastAPI:
     """The API; with `backend` (the agent's store and tools) also the Responses API, the conversations
     API and the web chat page."""
     app = FastAPI(title="mofaclaw", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json")
+    app.state.settings = settings
+    app.state.completions = CompletionService(settings, api, backend)
+    app.state.created = int(time.time())
     install_error_handlers(app)
     install_openapi(app, settings)
-    completions = CompletionService(settings, api, backend)
-    created = int(time.time())
-
-    def model_card(model_id: str) -> dict[str, Any]:
-        return {"id": model_id, "object": "model", "created": created, "owned_by": "mofaclaw"}
-
-    @app.exception_handler(BodyTooLarge)
-    async def _too_large(_: Request, exc: BodyTooLarge) -> JSONResponse:
-        return JSONResponse(exc.body, status_code=413, headers={"Connection": "close"})
-
-    @app.get("/", summary="Service name, version and endpoints", responses={200: {"model": ServiceInfo}})
-    async def root() -> dict[str, Any]:
-        return {"name": "mofaclaw", "version": __version__, "endpoints": ENDPOINTS}
-
-    @app.get("/health", summary="Liveness; never needs a key", responses={200: {"model": Health}})
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/v1/models", summary="List models", responses={200: {"model": ModelList}})
-    async def list_models() -> dict[str, Any]:
-        return {"object": "list", "data": [model_card(m) for m in settings.model_ids]}
-
-    @app.get("/v1/models/{model_id:path}", summary="Retrieve a model",
-             responses={200: {"model": ModelCard}, 404: error("Unknown model.")})
-    async def get_model(model_id: str) -> dict[str, Any]:
-        if model_id not in settings.model_ids:
-            raise APIError(404, f"The model '{model_id}' does not exist.", param="model", code="model_not_found")
-        return model_card(model_id)
-
-    @app.post("/v1/chat/completions", summary="Create a chat completion (one agent turn)",
-              openapi_extra=REQUEST_BODY,
-              responses={200: {"model": ChatCompletion, "content": EVENT_STREAM}, **COMPLETION_ERRORS})
-    async def chat_completions(request: Request) -> Response:
-        return await completions.handle(request)
-
+    app.add_exception_handler(BodyTooLarge, _too_large)
+    app.include_router(core)
     if backend is not None:
         app.include_router(responses_router(settings, api, backend))
 
