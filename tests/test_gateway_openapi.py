@@ -127,6 +127,29 @@ def test_the_request_schema_accepts_and_refuses_what_the_server_does(
         assert documented_ok == (response.status_code == 200), (body, response.status_code)
 
 
+def test_the_responses_request_schema_accepts_and_refuses_what_the_server_does(
+        start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
+    gw = start_gateway()
+    doc = httpx.get(gw.base + "/openapi.json").json()
+    operation = doc["paths"]["/v1/responses"]["post"]
+    schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    assert {"400", "404", "413", "415", "502"} <= set(operation["responses"])
+    bodies = [
+        {"model": "mofaclaw", "input": "hi"},
+        {"model": "mofaclaw", "input": [{"role": "user", "content": "hi"}], "instructions": "be brief",
+         "max_output_tokens": 50, "store": False, "metadata": {"k": "v"}},
+        {"model": "mofaclaw", "input": "hi", "stream": "yes"},
+        {"model": "mofaclaw", "input": "hi", "max_output_tokens": "5"},
+        {"model": "mofaclaw", "input": "hi", "temperature": "hot"},
+        {"model": "mofaclaw", "input": 5},
+        {"model": "mofaclaw"},
+    ]
+    for body in bodies:
+        documented_ok = _schema_errors(doc, schema, body) == []
+        response = httpx.post(gw.url + "/responses", json=body, timeout=30)
+        assert documented_ok == (response.status_code == 200), (body, response.status_code, response.text)
+
+
 def test_the_document_needs_a_key_when_keys_are_set(start_gateway: StartGateway) -> None:
     gw = start_gateway(f'[gateway]\napi_keys = ["{KEY}"]\n')
     assert httpx.get(gw.base + "/openapi.json").status_code == 401

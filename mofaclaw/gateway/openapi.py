@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.json_schema import models_json_schema
 
 from mofaclaw import __version__
+from mofaclaw.gateway.response_schemas import CreateResponseRequest
 from mofaclaw.gateway.schemas import ChatCompletionRequest
 from mofaclaw.gateway.settings import GatewaySettings
 
@@ -137,6 +138,12 @@ EVENT_STREAM = {
 }
 REQUEST_BODY = {"requestBody": {"required": True, "content": {"application/json": {
     "schema": {"$ref": REF.format(model="ChatCompletionRequest")}}}}}
+RESPONSE_REQUEST_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": {"$ref": REF.format(model="CreateResponseRequest")}}}}}
+RESPONSE_OBJECT = {"description": "An OpenAI Response object (or, with stream=true, its semantic events as "
+                                  "server-sent events, each with a sequence_number)",
+                   "content": {"application/json": {"schema": {"type": "object"}},
+                               "text/event-stream": {"schema": {"type": "string"}}}}
 
 DESCRIPTION = (
     "mofaclaw's OpenAI-compatible API: the agent answers as a model. Every error is "
@@ -162,10 +169,13 @@ def _document(app: FastAPI, settings: GatewaySettings) -> dict[str, Any]:
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     # The completion body is read and validated by our own code (strict JSON, OpenAI-shaped 400s), so
     # FastAPI never sees its model: add it, and the chunks of a stream, by hand.
-    _, extra = models_json_schema([(ChatCompletionRequest, "validation"), (ChatCompletionChunk, "serialization"),
-                                   (ErrorResponse, "serialization")], ref_template=REF)
+    _, extra = models_json_schema([(ChatCompletionRequest, "validation"), (CreateResponseRequest, "validation"),
+                                   (ChatCompletionChunk, "serialization"), (ErrorResponse, "serialization")],
+                                  ref_template=REF)
     for name, schema in extra.get("$defs", {}).items():
-        schemas.setdefault(name, schema)
+        # Two models of one name would make a $ref point at the wrong one: a bug to see, not to hide.
+        if schemas.setdefault(name, schema) != schema:
+            raise RuntimeError(f"two different schemas are named {name!r} in the OpenAPI document")
     for name in ("HTTPValidationError", "ValidationError"):  # FastAPI's 422, which we never send
         schemas.pop(name, None)
     doc["components"]["securitySchemes"] = {

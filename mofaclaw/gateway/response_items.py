@@ -11,10 +11,10 @@ from typing import Any
 from mofaclaw.bus.reply import Answer
 from mofaclaw.gateway.response_schemas import (
     CreateResponseRequest,
-    FunctionCallItem,
-    FunctionCallOutputItem,
+    InputFunctionCallItem,
+    InputFunctionCallOutputItem,
     InputItem,
-    MessageItem,
+    InputMessageItem,
 )
 from mofaclaw.types import ChatMessage, ToolCall, Usage
 
@@ -36,15 +36,15 @@ class ResponseInput:
 
 def read_input(request: CreateResponseRequest, chain: Sequence[ChatMessage]) -> ResponseInput:
     items: Sequence[InputItem] = (
-        [MessageItem(role="user", content=request.input)] if isinstance(request.input, str) else request.input)
+        [InputMessageItem(role="user", content=request.input)] if isinstance(request.input, str) else request.input)
     instructions = [request.instructions or ""]
     messages: list[ChatMessage] = []
     for item in items:
-        if isinstance(item, MessageItem) and item.role in ("system", "developer"):
+        if isinstance(item, InputMessageItem) and item.role in ("system", "developer"):
             instructions.append(item.text())
-        elif isinstance(item, MessageItem):
+        elif isinstance(item, InputMessageItem):
             messages.append(ChatMessage(item.role, item.text()))  # type: ignore[arg-type]
-        elif isinstance(item, FunctionCallItem):
+        elif isinstance(item, InputFunctionCallItem):
             call = ToolCall(item.call_id, item.name, item.arguments)
             # A step's text and its calls come as separate items: one assistant message again.
             if messages and messages[-1].role == "assistant":
@@ -52,7 +52,7 @@ def read_input(request: CreateResponseRequest, chain: Sequence[ChatMessage]) -> 
                 messages.append(ChatMessage("assistant", last.content, (*last.tool_calls, call)))
             else:
                 messages.append(ChatMessage("assistant", None, (call,)))
-        elif isinstance(item, FunctionCallOutputItem):
+        elif isinstance(item, InputFunctionCallOutputItem):
             messages.append(ChatMessage("tool", item.text(), tool_call_id=item.call_id))
     last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=-1)
     tail = messages[last + 1 :]
@@ -68,9 +68,9 @@ def listed_input(request: CreateResponseRequest) -> list[dict[str, Any]]:
         return [_message_item("user", request.input)]
     listed: list[dict[str, Any]] = []
     for item in request.input:
-        if isinstance(item, MessageItem):
+        if isinstance(item, InputMessageItem):
             listed.append(_message_item(item.role, item.text(), item.id))
-        elif isinstance(item, FunctionCallItem):
+        elif isinstance(item, InputFunctionCallItem):
             listed.append({"type": "function_call", "id": item.id or new_id("fc"), "call_id": item.call_id,
                            "name": item.name, "arguments": item.arguments, "status": "completed"})
         else:

@@ -12,15 +12,15 @@ class _Wire(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
 
-class ContentPart(_Wire):
+class InputContentPart(_Wire):
     type: str
     text: str | None = None
 
 
-class MessageItem(_Wire):
+class InputMessageItem(_Wire):
     type: Literal["message"] = "message"
     role: Literal["user", "assistant", "system", "developer"]
-    content: str | list[ContentPart]
+    content: str | list[InputContentPart]
     id: str | None = None
 
     def text(self) -> str:
@@ -29,7 +29,7 @@ class MessageItem(_Wire):
         return "\n".join(p.text for p in self.content if p.text and p.type in ("input_text", "output_text", "text"))
 
 
-class FunctionCallItem(_Wire):
+class InputFunctionCallItem(_Wire):
     type: Literal["function_call"]
     call_id: str = Field(min_length=1)
     name: str = Field(min_length=1)
@@ -37,10 +37,10 @@ class FunctionCallItem(_Wire):
     id: str | None = None
 
 
-class FunctionCallOutputItem(_Wire):
+class InputFunctionCallOutputItem(_Wire):
     type: Literal["function_call_output"]
     call_id: str = Field(min_length=1)
-    output: str | list[ContentPart]
+    output: str | list[InputContentPart]
     id: str | None = None
 
     def text(self) -> str:
@@ -55,8 +55,8 @@ def _item_type(value: Any) -> str | None:
 
 
 InputItem = Annotated[
-    Annotated[MessageItem, Tag("message")] | Annotated[FunctionCallItem, Tag("function_call")]
-    | Annotated[FunctionCallOutputItem, Tag("function_call_output")],
+    Annotated[InputMessageItem, Tag("message")] | Annotated[InputFunctionCallItem, Tag("function_call")]
+    | Annotated[InputFunctionCallOutputItem, Tag("function_call_output")],
     Discriminator(_item_type, custom_error_type="invalid_item",
                   custom_error_message="an input item must be a message, function_call or function_call_output"),
 ]

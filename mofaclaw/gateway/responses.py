@@ -20,6 +20,7 @@ from mofaclaw.gateway.backend import AgentBackend
 from mofaclaw.gateway.client_tools import check_results_answer_calls, client_tools, function_spec
 from mofaclaw.gateway.completions import STREAM_HEADERS  # failures told as on Chat Completions
 from mofaclaw.gateway.errors import APIError
+from mofaclaw.gateway.openapi import COMPLETION_ERRORS, RESPONSE_OBJECT, RESPONSE_REQUEST_BODY, error
 from mofaclaw.gateway.response_events import ResponseEvents
 from mofaclaw.gateway.response_items import ResponseObject, listed_input, outputs_of, read_input
 from mofaclaw.gateway.response_schemas import CreateResponseRequest
@@ -40,10 +41,17 @@ _CLIENT_ERRORS = {TurnErrorCode.INVALID_REQUEST: 400, TurnErrorCode.SHUTTING_DOW
 def responses_router(settings: GatewaySettings, api: ReplyChannel, backend: AgentBackend) -> APIRouter:
     service = ResponseService(settings, api, backend)
     router = APIRouter(prefix="/v1/responses", tags=["responses"])
-    router.add_api_route("", service.create, methods=["POST"], response_model=None)
-    router.add_api_route("/{response_id}", service.get, methods=["GET"])
-    router.add_api_route("/{response_id}", service.delete, methods=["DELETE"])
-    router.add_api_route("/{response_id}/input_items", service.input_items, methods=["GET"])
+    unknown = {404: error("Unknown response id.")}
+    router.add_api_route("", service.create, methods=["POST"], response_model=None,
+                         summary="Create a model response (one agent turn)", openapi_extra=RESPONSE_REQUEST_BODY,
+                         responses={200: RESPONSE_OBJECT, **COMPLETION_ERRORS,
+                                    404: error("Unknown model or previous_response_id.")})
+    router.add_api_route("/{response_id}", service.get, methods=["GET"], summary="Retrieve a stored response",
+                         responses={200: RESPONSE_OBJECT, **unknown})
+    router.add_api_route("/{response_id}", service.delete, methods=["DELETE"], summary="Delete a stored response",
+                         responses=unknown)
+    router.add_api_route("/{response_id}/input_items", service.input_items, methods=["GET"],
+                         summary="List a stored response's input items", responses=unknown)
     return router
 
 
