@@ -109,14 +109,26 @@ def _local(doc: Doc) -> str:
                   "decode tok/s (median)", "end-to-end tok/s (median)"], rows)
 
 
+def _tokens(doc: Doc) -> str:
+    names = list(doc["results"][0]["parts"]) if doc["results"] else []
+    rows = [[r["target"], r["turn"], r["messages"], r["tools"],
+             *(f"{r['parts'][n]['chars']} / {r['parts'][n]['tokens']}" for n in names)] for r in doc["results"]]
+    parts = table(["target", "turn", "messages", "tools", *(f"{n} chars / tokens" for n in names)], rows)
+    sections = table(["system prompt section", "chars", "tokens"],
+                     [[f"`{s['section']}`", s["chars"], s["tokens"]] for s in doc.get("system_sections", [])])
+    return f"tokenizer: {doc['params']['tokenizer']}\n\n{parts}\n\n{sections}"
+
+
 RENDERERS: dict[str, Callable[[Doc], str]] = {
     "overhead": lambda d: _latency(d, "latency_ms"),
     "ttft": lambda d: _latency(d, "ttft_ms"),
     "throughput": _throughput,
+    "wrk": lambda d: d["skipped"] if "skipped" in d else _throughput(d),
     "streams": _streams,
     "startup": _startup,
     "profile": _profile,
     "local": _local,
+    "tokens": _tokens,
 }
 
 

@@ -4,6 +4,8 @@ in-process, to measure a recommendation before it is made in mofaclaw/ (`--varia
 CHANGES joins any of these with "+":
   uvloop       the gateway's event loop is uvloop instead of asyncio's default (the gateway does this
                itself since commit a01084e: kept to measure older commits and as the pattern for the next)
+  aiohttp      the provider's openai client on the SDK's aiohttp transport (`openai.DefaultAioHttpClient`)
+               instead of httpx2/httpcore2
 
 Two earlier changes measured this way and since made in mofaclaw/ (commits a6926e0 and 7947346) are gone
 from here: TCP_NODELAY on the listening socket, and posting the body without the openai SDK's transform.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
+from typing import Any
 
 
 def _uvloop() -> None:
@@ -22,7 +25,20 @@ def _uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-CHANGES: dict[str, Callable[[], None]] = {"uvloop": _uvloop}
+def _aiohttp() -> None:
+    import openai
+
+    base = openai.AsyncOpenAI
+
+    class AioHttpOpenAI(base):  # type: ignore[misc, valid-type]
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("http_client", openai.DefaultAioHttpClient())
+            super().__init__(**kwargs)
+
+    openai.AsyncOpenAI = AioHttpOpenAI  # type: ignore[misc]
+
+
+CHANGES: dict[str, Callable[[], None]] = {"uvloop": _uvloop, "aiohttp": _aiohttp}
 VARIANTS = tuple(CHANGES)
 
 
