@@ -9,6 +9,9 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
+
+import openai
 
 READY = re.compile(r"gateway ready on (http://\S+)/v1")
 
@@ -29,6 +32,7 @@ class GatewayProcess:
         self.proc: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
         self.base = ""
+        self._clients: list[openai.OpenAI] = []
         self._ready = threading.Event()
 
     def start(self, timeout: float = 20.0) -> GatewayProcess:
@@ -56,11 +60,21 @@ class GatewayProcess:
     def url(self) -> str:
         return self.base + "/v1"
 
+    def client(self, **options: Any) -> openai.OpenAI:
+        """The official SDK pointed at this gateway; closed when the gateway stops, so no socket is
+        left for the garbage collector to complain about in some later test."""
+        client = openai.OpenAI(base_url=self.url, **options)
+        self._clients.append(client)
+        return client
+
     @property
     def output(self) -> str:
         return "".join(self.lines)
 
     def stop(self, timeout: float = 10.0) -> int:
+        for client in self._clients:
+            client.close()
+        self._clients.clear()
         if self.proc is None:
             return 0
         if self.proc.poll() is None:

@@ -50,7 +50,7 @@ def _stored(home: Path, key: str) -> list[tuple[str, str | None, tuple[str, ...]
 def test_client_tool_call_is_handed_back_and_resumed_statelessly(
         start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
     gw = start_gateway()
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     upstream.tool_calls([("get_weather", {"city": "Paris"})], content="Let me check.")
     question = {"role": "user", "content": "Weather in Paris?"}
     raw = httpx.post(gw.url + "/chat/completions", json={
@@ -91,7 +91,7 @@ def test_client_tool_call_is_handed_back_and_resumed_statelessly(
 def test_streamed_parallel_client_calls_with_the_sdk_helper(
         start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
     gw = start_gateway()
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     upstream.tool_calls([("get_weather", {"city": "Oslo"}), ("get_time", {})])
     with client.chat.completions.stream(model="mofaclaw", tools=[WEATHER, TIME],
                                         messages=[{"role": "user", "content": "Weather and time?"}]) as stream:
@@ -113,7 +113,7 @@ def test_streamed_parallel_client_calls_with_the_sdk_helper(
 def test_mixed_step_runs_the_agents_call_and_resumes_a_conversation(
         start_gateway: StartGateway, upstream: ScriptedUpstream, mofaclaw_home: Path) -> None:
     gw = start_gateway()
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     headers = {"X-Conversation-Id": "trip"}
     upstream.tool_calls([("list_dir", {"path": "."}), ("get_weather", {"city": "Rome"}), ("get_time", {})])
     first = client.chat.completions.create(model="mofaclaw", tools=[WEATHER, TIME], extra_headers=headers,
@@ -154,7 +154,7 @@ def test_mixed_step_runs_the_agents_call_and_resumes_a_conversation(
 def test_conversation_resumed_with_the_whole_history_resent_stores_it_once(
         start_gateway: StartGateway, upstream: ScriptedUpstream, mofaclaw_home: Path) -> None:
     gw = start_gateway()
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     upstream.tool_calls([("get_weather", {"city": "Lima"})])
     history: list[Any] = [{"role": "user", "content": "Weather in Lima?"}]
     first = client.chat.completions.create(model="mofaclaw", tools=[WEATHER], messages=history,
@@ -176,7 +176,7 @@ def test_conversation_resumed_with_the_whole_history_resent_stores_it_once(
 def test_a_paused_turn_expires_without_corrupting_the_conversation(
         start_gateway: StartGateway, upstream: ScriptedUpstream, mofaclaw_home: Path) -> None:
     gw = start_gateway("[gateway]\nclient_tool_timeout = 0.001\n")
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     headers = {"X-Conversation-Id": "late"}
     upstream.tool_calls([("get_weather", {"city": "Bern"})])
     first = client.chat.completions.create(model="mofaclaw", tools=[WEATHER], extra_headers=headers,
@@ -197,7 +197,7 @@ def test_a_paused_turn_expires_without_corrupting_the_conversation(
 
 def test_bad_tools_are_refused_before_any_turn(start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
     gw = start_gateway()
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     clash = {"type": "function", "function": {"name": "list_dir", "parameters": {"type": "object"}}}
     for tools, words in (([clash], "list_dir"), ([{"type": "web_search"}], "web_search"),
                          ([WEATHER, WEATHER], "more than once")):
@@ -216,7 +216,7 @@ def test_bad_tools_are_refused_before_any_turn(start_gateway: StartGateway, upst
 def test_the_local_model_refuses_client_tools(start_gateway: StartGateway) -> None:
     pytest.importorskip("llama_cpp")
     gw = start_gateway(upstream_url=None)
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     with pytest.raises(openai.BadRequestError) as bad:
         client.chat.completions.create(model="mofaclaw", tools=[WEATHER],
                                        messages=[{"role": "user", "content": "hi"}])

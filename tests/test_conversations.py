@@ -30,7 +30,7 @@ def _ask(client: openai.OpenAI, conversation: str, text: str) -> str:
 def test_conversations_with_the_openai_sdk_and_schemas(start_gateway: StartGateway, upstream: ScriptedUpstream
                                                        ) -> None:
     gw = start_gateway()
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     created = client.conversations.create(metadata={"topic": "demo"})
     assert created.id.startswith("conv_") and created.metadata == {"topic": "demo"}
     upstream.tool_calls([("list_dir", {"path": "."})])
@@ -120,7 +120,7 @@ def test_progress_events_only_for_clients_that_ask(start_gateway: StartGateway, 
 
     # The default stream is untouched: the official SDK parses every chunk, and no event is named.
     upstream.tool_calls([("list_dir", {"path": "notes"})])
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     chunks = list(client.chat.completions.create(model="mofaclaw", messages=body["messages"], stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == "echo: look"
     assert all(c.object == "chat.completion.chunk" for c in chunks)

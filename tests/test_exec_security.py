@@ -122,7 +122,7 @@ def test_command_cannot_read_the_secrets_in_mofaclaw_s_environment(
     assert gw.proc is not None
     upstream.tool_calls([("exec", {"command": _environ_probe(gw.proc.pid)})])
     upstream.reply("done")
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     client.chat.completions.create(model="mofaclaw", messages=[{"role": "user", "content": "look around"}])
     result = next(m["content"] for m in upstream.requests[1]["messages"] if m["role"] == "tool")
     assert "sk-env-secret" not in result and "ghp_envsecret" not in result, result
@@ -188,7 +188,7 @@ async def test_escaped_processes_die_with_the_gateway(start_gateway: StartGatewa
     gw = start_gateway(config=f'[tools.exec]\nsandbox = "{sandbox}"\n')
     assert gw.proc is not None
     upstream.tool_calls([("exec", {"command": f"{_escapers(a, b)}; touch started; sleep {outer}"})])
-    client = openai.OpenAI(base_url=gw.url, api_key="unused", max_retries=0)
+    client = gw.client(api_key="unused", max_retries=0)
     request = threading.Thread(target=_ignore_errors, args=(lambda: client.chat.completions.create(
         model="mofaclaw", messages=[{"role": "user", "content": "start it"}]),), daemon=True)
     request.start()

@@ -8,7 +8,6 @@ import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import openai
 import pytest
 from gateway_harness import GatewayProcess
 from test_cli_config import mofaclaw
@@ -56,7 +55,7 @@ def test_gateway_narrows_an_open_data_dir_and_keeps_its_database_private(
     old_db.close()
     assert mode(mofaclaw_home / "sessions.db") == 0o644
     gw = start_gateway()  # the harness writes config.toml with the umask's 0644
-    client = openai.OpenAI(base_url=gw.url, api_key="unused", max_retries=0)
+    client = gw.client(api_key="unused", max_retries=0)
     client.chat.completions.create(model="mofaclaw", messages=[{"role": "user", "content": "hi"}],
                                    extra_body={"conversation_id": "modes"})
     assert mode(mofaclaw_home) == 0o700 and mode(mofaclaw_home / "workspace") == 0o700

@@ -26,7 +26,7 @@ def test_routes_and_model_listing(start_gateway: StartGateway) -> None:
     root = httpx.get(gw.base + "/").json()
     assert root["name"] == "mofaclaw" and "POST /v1/chat/completions" in root["endpoints"]
     assert httpx.get(gw.base + "/health").json() == {"status": "ok"}
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     models = client.models.list()
     assert [m.id for m in models.data] == ["mofaclaw"] and models.data[0].object == "model"
     assert client.models.retrieve("mofaclaw").owned_by == "mofaclaw"
@@ -37,7 +37,7 @@ def test_routes_and_model_listing(start_gateway: StartGateway) -> None:
 def test_non_streaming_completion_with_real_usage(start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
     gw = start_gateway()
     upstream.reply("The answer is 42")
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     completion = client.chat.completions.create(
         model="mofaclaw", messages=[{"role": "user", "content": "What is the answer?"}])
     assert completion.id.startswith("chatcmpl-")
@@ -57,7 +57,7 @@ def test_non_streaming_completion_with_real_usage(start_gateway: StartGateway, u
 
 def test_sampling_options_reach_the_upstream(start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
     gw = start_gateway()
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     client.chat.completions.create(
         model="mofaclaw", messages=[{"role": "user", "content": "hi"}], temperature=0.2, top_p=0.5,
         max_completion_tokens=77, stop=["END"], presence_penalty=0.1, user="someone", seed=3)
@@ -73,7 +73,7 @@ def test_streaming_is_incremental_and_well_formed(start_gateway: StartGateway, u
     gw = start_gateway()
     upstream.token_delay = 0.15
     upstream.reply("one two three four five six")
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     arrivals: list[tuple[float, str]] = []
     stream = client.chat.completions.create(
         model="mofaclaw", messages=[{"role": "user", "content": "count"}], stream=True)
@@ -138,7 +138,7 @@ async def test_async_sdk_streaming(start_gateway: StartGateway, upstream: Script
 def test_conversation_keeps_history_and_survives_restart(
         start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
     gw = start_gateway()
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     first = client.chat.completions.with_raw_response.create(
         model="mofaclaw", messages=[{"role": "user", "content": "my name is Ada"}],
         extra_body={"conversation_id": "laptop"})
@@ -154,7 +154,7 @@ def test_conversation_keeps_history_and_survives_restart(
     assert gw.stop() == 0
 
     gw2 = start_gateway()
-    client2 = openai.OpenAI(base_url=gw2.url, api_key="unused")
+    client2 = gw2.client(api_key="unused")
     client2.chat.completions.create(model="mofaclaw", messages=[{"role": "user", "content": "and again?"}],
                                     extra_body={"conversation_id": "laptop"})
     sent = [m["content"] for m in upstream.requests[2]["messages"][1:]]
@@ -164,7 +164,7 @@ def test_conversation_keeps_history_and_survives_restart(
 
 def test_stateless_requests_use_the_clients_messages(start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
     gw = start_gateway()
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     client.chat.completions.create(model="mofaclaw", messages=[
         {"role": "system", "content": "Always answer like a pirate."},
         {"role": "user", "content": [{"type": "text", "text": "I live in Lyon"}]},
@@ -293,7 +293,7 @@ def test_signals_stop_the_gateway_cleanly_with_streams_open(
 def test_killed_mid_turn_keeps_earlier_turns_and_no_partial_one(
         start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
     gw = start_gateway()
-    client = openai.OpenAI(base_url=gw.url, api_key="unused", max_retries=0)
+    client = gw.client(api_key="unused", max_retries=0)
     for text in ("one", "two"):
         client.chat.completions.create(model="mofaclaw", messages=[{"role": "user", "content": text}],
                                        extra_body={"conversation_id": "crash"})
@@ -309,7 +309,7 @@ def test_killed_mid_turn_keeps_earlier_turns_and_no_partial_one(
         gw.proc.kill()  # SIGKILL: no chance to clean up
         gw.proc.wait(10)
     gw2 = start_gateway()
-    client2 = openai.OpenAI(base_url=gw2.url, api_key="unused")
+    client2 = gw2.client(api_key="unused")
     client2.chat.completions.create(model="mofaclaw", messages=[{"role": "user", "content": "four"}],
                                     extra_body={"conversation_id": "crash"})
     sent = [(m["role"], m["content"]) for m in upstream.requests[-1]["messages"][1:]]

@@ -59,7 +59,7 @@ def test_malformed_json_unknown_model_route_and_method(start_gateway: StartGatew
     assert error["code"] == "model_not_found" and error["param"] == "model"
     _error(httpx.get(gw.url + "/nowhere"), 404)
     _error(httpx.get(gw.url + "/chat/completions"), 405)
-    client = openai.OpenAI(base_url=gw.url, api_key="unused", max_retries=0)
+    client = gw.client(api_key="unused", max_retries=0)
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="gpt-5", messages=USER)  # type: ignore[arg-type]
     assert caught.value.code == "model_not_found"
@@ -82,7 +82,7 @@ def test_oversized_body_is_413(start_gateway: StartGateway) -> None:
 def test_provider_failure_is_502_and_the_conversation_is_intact(
         start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
     gw = start_gateway()
-    client = openai.OpenAI(base_url=gw.url, api_key="unused", max_retries=0)
+    client = gw.client(api_key="unused", max_retries=0)
     client.chat.completions.create(model="mofaclaw", messages=USER, extra_body={"conversation_id": "c"})
     upstream.fail(503, "overloaded")
     with pytest.raises(openai.APIStatusError) as caught:

@@ -27,10 +27,10 @@ def test_api_keys_guard_every_route_but_health(start_gateway: StartGateway) -> N
     wrong = httpx.get(gw.url + "/models", headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
     for key in (KEY_ONE, KEY_TWO):
-        client = openai.OpenAI(base_url=gw.url, api_key=key)
+        client = gw.client(api_key=key)
         assert client.chat.completions.create(model="mofaclaw", messages=USER).choices[0].message.content == "echo: hi"
     with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=gw.url, api_key="bad", max_retries=0).models.list()
+        gw.client(api_key="bad", max_retries=0).models.list()
     assert KEY_ONE not in gw.output and "sk-upstream-secret" not in gw.output
 
 

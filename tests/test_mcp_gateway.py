@@ -7,7 +7,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import openai
 from gateway_harness import GatewayProcess
 from mcp_harness import DEMO, alive
 from upstream import ScriptedUpstream
@@ -27,7 +26,7 @@ command = "{tmp_path / 'missing-server'}"
 """)
     upstream.tool_calls([("mcp_demo_whoami", {}), ("mcp_demo_echo", {"text": "via the gateway"})])
     upstream.reply("The demo server answered.")
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     answer = client.chat.completions.create(model="mofaclaw", messages=[{"role": "user", "content": "try mcp"}])
     assert answer.choices[0].message.content == "The demo server answered."
     results = [m["content"] for m in upstream.requests[1]["messages"] if m["role"] == "tool"]

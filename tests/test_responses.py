@@ -40,7 +40,7 @@ def _sse(response: httpx.Response) -> list[dict[str, Any]]:
 
 def test_text_response_is_stored_listed_and_deleted(start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
     gw = start_gateway()
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     upstream.reply("Hello Ann, nice to meet you")
     raw = httpx.post(gw.url + "/responses", json={
         "model": "mofaclaw", "input": "Hi, I am Ann", "instructions": "Be brief", "metadata": {"topic": "intro"},
@@ -75,7 +75,7 @@ def test_text_response_is_stored_listed_and_deleted(start_gateway: StartGateway,
 
 def test_previous_response_id_chains_and_branches(start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
     gw = start_gateway()
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     first = client.responses.create(model="mofaclaw", input="My name is Ann")
     second = client.responses.create(model="mofaclaw", input="Call me Bo", previous_response_id=first.id)
     assert second.previous_response_id == first.id and second.output_text == "echo: Call me Bo"
@@ -99,7 +99,7 @@ def test_previous_response_id_chains_and_branches(start_gateway: StartGateway, u
 
 def test_function_call_and_its_output_resume_the_turn(start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
     gw = start_gateway()
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     upstream.tool_calls([("list_dir", {"path": "."}), ("get_weather", {"city": "Rome"})])
     raw = httpx.post(gw.url + "/responses", json={"model": "mofaclaw", "input": "Weather?", "tools": [WEATHER]},
                      timeout=10).json()
@@ -134,7 +134,7 @@ def test_function_call_and_its_output_resume_the_turn(start_gateway: StartGatewa
 
 def test_streamed_events_in_order(start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
     gw = start_gateway()
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     upstream.reply("One two three four")
     with httpx.stream("POST", gw.url + "/responses", json={"model": "mofaclaw", "input": "Count", "stream": True},
                       timeout=10) as response:
@@ -181,7 +181,7 @@ def test_a_failed_upstream_fails_the_response(start_gateway: StartGateway, upstr
 
 def test_a_pending_function_call_must_be_answered(start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
     gw = start_gateway()
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     upstream.tool_calls([("get_weather", {"city": "Rome"})])
     paused = client.responses.create(model="mofaclaw", input="Weather?", tools=[WEATHER])
     with pytest.raises(openai.BadRequestError) as bad:

@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-import openai
 from agent_harness import running_agent
 from gateway_harness import GatewayProcess
 from upstream import ScriptedUpstream
@@ -33,7 +32,7 @@ def test_file_and_shell_tools_through_the_gateway(start_gateway: StartGateway, u
                          ("exec", {"command": "cat notes/todo.md; env | grep -c -i -E 'sk-should|tok-123' || true"}),
                          ("read_file", {"path": "/etc/hostname"})])
     upstream.reply("Done: your list says oat milk.")
-    client = openai.OpenAI(base_url=gw.url, api_key="unused")
+    client = gw.client(api_key="unused")
     answer = client.chat.completions.create(model="mofaclaw", messages=[{"role": "user", "content": "note milk"}],
                                             extra_body={"conversation_id": "tools"})
     assert answer.choices[0].message.content == "Done: your list says oat milk."

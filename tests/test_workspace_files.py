@@ -11,7 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import openai
 import pytest
 from agent_harness import running_agent
 from gateway_harness import GatewayProcess
@@ -86,7 +85,7 @@ def test_the_gateway_stays_healthy_with_special_files_in_the_workspace(
     answers: list[str] = []
 
     def ask() -> None:
-        client = openai.OpenAI(base_url=gw.url, api_key="unused", timeout=TURN, max_retries=0)
+        client = gw.client(api_key="unused", timeout=TURN, max_retries=0)
         reply = client.chat.completions.create(model="mofaclaw", messages=[{"role": "user", "content": "hi"}])
         answers.append(reply.choices[0].message.content or "")
 
