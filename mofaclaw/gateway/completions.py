@@ -32,7 +32,7 @@ from mofaclaw.gateway.schemas import (
 from mofaclaw.gateway.settings import GatewaySettings
 from mofaclaw.gateway.sse import DONE, KEEPALIVE, ChunkWriter
 from mofaclaw.gateway.sse import event as sse_event
-from mofaclaw.gateway.turns import ClientGone, answer_or_gone, next_or_keepalive, timeout_error, turn_error
+from mofaclaw.gateway.turns import ClientGone, answer_or_gone, timeout_error, turn_error
 from mofaclaw.types import Usage
 
 log = logging.getLogger(__name__)
@@ -115,9 +115,14 @@ class CompletionService:
         try:
             yield writer.chunk({"role": "assistant", "content": ""})
             while True:
+                wait = min(self.settings.keepalive_interval, deadline - loop.time())
                 try:
-                    event = await next_or_keepalive(reply, deadline, self.settings.keepalive_interval)
+                    async with asyncio.timeout(max(wait, 0)):
+                        event = await reply.next()
                 except TimeoutError:
+                    if loop.time() < deadline:
+                        yield KEEPALIVE  # silence while tools run; keeps proxies from closing us
+                        continue
                     self.api.cancel(inbound)
                     finished = True
                     yield sse_event(timeout_error(self.settings.request_timeout).body)
@@ -128,9 +133,6 @@ class CompletionService:
                     yield sse_event(turn_error(exc)[1])
                     yield DONE
                     return
-                if event is None:
-                    yield KEEPALIVE  # silence while tools run; keeps proxies from closing us
-                    continue
                 if isinstance(event, Answer):
                     finished = True
                     for delta in client_tools.call_deltas(event.tool_calls):

@@ -26,7 +26,7 @@ from mofaclaw.gateway.response_items import ResponseObject, listed_input, output
 from mofaclaw.gateway.response_schemas import CreateResponseRequest
 from mofaclaw.gateway.settings import GatewaySettings
 from mofaclaw.gateway.sse import KEEPALIVE
-from mofaclaw.gateway.turns import ClientGone, answer_or_gone, next_or_keepalive, timeout_error, turn_error
+from mofaclaw.gateway.turns import ClientGone, answer_or_gone, timeout_error, turn_error
 from mofaclaw.session.responses import StoredResponse
 from mofaclaw.types import ChatMessage, ClientTools, GenerationOptions, ToolChoice
 
@@ -128,9 +128,14 @@ class ResponseService:
             yield events.event("response.created", response=response.snapshot())
             yield events.event("response.in_progress", response=response.snapshot())
             while True:
+                wait = min(self.settings.keepalive_interval, deadline - loop.time())
                 try:
-                    event = await next_or_keepalive(reply, deadline, self.settings.keepalive_interval)
+                    async with asyncio.timeout(max(wait, 0)):
+                        event = await reply.next()
                 except TimeoutError:
+                    if loop.time() < deadline:
+                        yield KEEPALIVE
+                        continue
                     self.api.cancel(inbound)
                     finished = True
                     error = timeout_error(self.settings.request_timeout)
@@ -143,9 +148,6 @@ class ResponseService:
                     else:
                         yield events.event("response.failed", response=await record.failed(response, str(exc)))
                     return
-                if event is None:
-                    yield KEEPALIVE  # silence while tools run; keeps proxies from closing us
-                    continue
                 if isinstance(event, Answer):
                     finished = True
                     for data in events.end(event):

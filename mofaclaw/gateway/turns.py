@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import Request
 
-from mofaclaw.bus.reply import Answer, Reply, Update
+from mofaclaw.bus.reply import Answer, Reply
 from mofaclaw.errors import TurnErrorCode, TurnFailed
 from mofaclaw.gateway.errors import APIError, error_body
 
@@ -55,20 +55,6 @@ async def answer_or_gone(reply: Reply, request: Request, timeout: float) -> Answ
     if gone in done:
         raise ClientGone
     raise timeout_error(timeout)
-
-
-async def next_or_keepalive(reply: Reply, deadline: float, keepalive: float) -> Update | Answer | None:
-    """The reply's next event for a stream; None when `keepalive` seconds passed in silence (send a
-    keep-alive and ask again). Raises TimeoutError once the loop time passes `deadline`, TurnFailed when
-    the turn failed."""
-    loop = asyncio.get_running_loop()
-    try:
-        async with asyncio.timeout(max(min(keepalive, deadline - loop.time()), 0)):
-            return await reply.next()
-    except TimeoutError:
-        if loop.time() < deadline:
-            return None
-        raise
 
 
 async def _disconnected(request: Request) -> None:
