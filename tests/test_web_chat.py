@@ -55,6 +55,8 @@ def open_page(browser: playwright_api.Browser, gateway: GatewayProcess, **option
 
 
 def send(page: Page, text: str) -> None:
+    # As a user would: wait until the previous reply has ended (Send is back in place of Stop), then type.
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
     box = page.get_by_role("textbox", name="Message")
     box.fill(text)
     box.press("Enter")
