@@ -25,6 +25,10 @@ class ProviderTimeout(ProviderError):
     """The provider did not answer within its timeout."""
 
 
+class BackendUnavailable(MofaclawError):
+    """A shared backend (Redis, PostgreSQL) cannot be reached; the request may be retried shortly."""
+
+
 class ToolError(MofaclawError):
     """A tool could not do what it was asked; its message goes back to the model."""
 
@@ -38,6 +42,7 @@ class TurnErrorCode(StrEnum):
     INTERNAL_ERROR = "internal_error"  # a bug: the details are in the log, not in the reply
     SHUTTING_DOWN = "shutting_down"  # the process is stopping; the turn may be retried shortly
     INVALID_REQUEST = "invalid_request"  # the request cannot be served as sent (e.g. unknown tool call ids)
+    BACKEND_UNAVAILABLE = "backend_unavailable"  # Redis or PostgreSQL is unreachable, or the replica died
 
 
 class TurnFailed(MofaclawError):
@@ -57,6 +62,8 @@ def turn_error_code(exc: BaseException) -> TurnErrorCode:
         return TurnErrorCode.PROVIDER_TIMEOUT
     if isinstance(exc, ProviderError):
         return TurnErrorCode.PROVIDER_ERROR
+    if isinstance(exc, BackendUnavailable):
+        return TurnErrorCode.BACKEND_UNAVAILABLE
     if isinstance(exc, MofaclawError):
         return TurnErrorCode.AGENT_ERROR
     return TurnErrorCode.INTERNAL_ERROR

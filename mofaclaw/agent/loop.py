@@ -10,14 +10,13 @@ from typing import Any
 
 from mofaclaw.agent.commands import CommandTable
 from mofaclaw.agent.context import ContextBuilder
-from mofaclaw.agent.locks import KeyedLocks
 from mofaclaw.agent.memory import MemoryConsolidator
 from mofaclaw.agent.pausing import PausedTurns
 from mofaclaw.agent.runner import TurnRunner
 from mofaclaw.agent.tools.base import ToolContext
 from mofaclaw.bus.base import MessageBus
 from mofaclaw.bus.events import InboundMessage, OutboundMessage
-from mofaclaw.errors import MofaclawError, ProviderError, turn_error_code
+from mofaclaw.errors import MofaclawError, ProviderError, TurnErrorCode, TurnFailed, turn_error_code
 from mofaclaw.session.base import SessionStore
 from mofaclaw.tasks import TaskSet
 from mofaclaw.types import ChatMessage, ToolCall
@@ -51,7 +50,6 @@ class AgentLoop:
         self.paused = PausedTurns(store, settings.client_tool_timeout)
         self.commands = CommandTable()
         self.commands.add("new", "start a new conversation (the old one is kept and remembered)", self._new)
-        self._locks = KeyedLocks()
         self._slots = asyncio.Semaphore(settings.max_concurrent_turns)
         self._running: dict[str, asyncio.Task[None]] = {}
         self._background = TaskSet()  # memory consolidation after a turn
@@ -79,9 +77,10 @@ class AgentLoop:
 
     async def ask(self, message: InboundMessage) -> str:
         """Run one turn directly (cron, heartbeat, one-shot CLI): the answer, or a MofaclawError."""
-        async with self._locks.hold(message.session_key), self._slots:
-            reply = await self._turn(message, publish=False)
-        return reply
+        async with self.bus.turn(message) as go, self._slots:
+            if not go:
+                raise TurnFailed("The turn was cancelled before it started.", TurnErrorCode.INVALID_REQUEST)
+            return await self._turn(message, publish=False)
 
     def _cancel(self, request_id: str) -> None:
         task = self._running.get(request_id)
@@ -91,8 +90,9 @@ class AgentLoop:
 
     async def _serve(self, message: InboundMessage) -> None:
         try:
-            async with self._locks.hold(message.session_key), self._slots:
-                await self._turn(message, publish=True)
+            async with self.bus.turn(message) as go, self._slots:
+                if go:  # else: cancelled before it started, or already started on a replica that died
+                    await self._turn(message, publish=True)
         except MofaclawError as exc:
             log.warning("turn %s failed: %s", message.request_id, exc)
             await self.bus.publish_outbound(_error(message, exc))
@@ -188,7 +188,7 @@ def summarize_arguments(call: ToolCall) -> str:
 def _reply(message: InboundMessage, content: str, kind: Any = "message", **extra: Any) -> OutboundMessage:
     return OutboundMessage(
         channel=message.channel, chat_id=message.chat_id, content=content, kind=kind,
-        request_id=message.request_id, metadata=message.metadata, **extra,
+        request_id=message.request_id, metadata=message.metadata, reply_to=message.reply_to, **extra,
     )
 
 

@@ -48,6 +48,8 @@ class InboundMessage:
     # a message with `tool_results` resumes that turn (`content` may then be empty).
     client_tools: ClientTools = field(default_factory=ClientTools)
     tool_results: tuple[ChatMessage, ...] = ()
+    # The replica whose channel sent this and waits for the replies (set by the bus; "" = this process).
+    reply_to: str = ""
 
     @property
     def session_key(self) -> str:
@@ -87,3 +89,5 @@ class OutboundMessage:
     # A final message: the whole conversation of the turn, history included, without the system prompt
     # (a stateless client such as the Responses API stores it).
     messages: tuple[ChatMessage, ...] = ()
+    # The replica to deliver to (copied from the inbound message; "" = this process).
+    reply_to: str = ""

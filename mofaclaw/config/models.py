@@ -204,6 +204,27 @@ class CronConfig(Section):
     grace_seconds: float = Field(300.0, ge=0)
 
 
+class BusConfig(Section):
+    # "redis": several gateway replicas share turns through Redis Streams (pip install 'mofaclaw[cluster]').
+    backend: Literal["memory", "redis"] = "memory"
+    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")  # may hold a password: never logged
+    lease: float = Field(15.0, gt=0)  # seconds after which a dead replica's claims and leases pass on
+    prefix: str = Field("mofaclaw", pattern=r"^[A-Za-z0-9_.-]+$")  # key namespace, so clusters can share a Redis
+
+
+class SessionConfig(Section):
+    # "postgres": conversations, responses, paused turns and cron jobs in PostgreSQL, shared by replicas.
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    dsn: SecretStr = SecretStr("")  # postgresql://user:password@host:5432/db; never logged
+    pool_size: int = Field(10, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _dsn_for_postgres(self) -> SessionConfig:
+        if self.backend == "postgres" and not self.dsn.get_secret_value():
+            raise ValueError("backend 'postgres' needs a 'dsn' (postgresql://user:password@host/db)")
+        return self
+
+
 class McpServerConfig(Section):
     # stdio: a command to run; HTTP: a url (streamable HTTP unless transport = "sse"). Exactly one of the two.
     command: str = ""
@@ -254,5 +275,7 @@ class Config(Section):
     tools: ToolsConfig = ToolsConfig()
     channels: ChannelsConfig = ChannelsConfig()
     heartbeat: HeartbeatConfig = HeartbeatConfig()
+    bus: BusConfig = BusConfig()
+    session: SessionConfig = SessionConfig()
     cron: CronConfig = CronConfig()
     mcp: McpConfig = McpConfig()

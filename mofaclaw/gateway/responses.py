@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 ROUTES = ["POST /v1/responses", "GET /v1/responses/{id}", "DELETE /v1/responses/{id}",
           "GET /v1/responses/{id}/input_items"]
 # A turn that failed because of the request is the client's error; any other failure is the response's.
-_CLIENT_ERRORS = {TurnErrorCode.INVALID_REQUEST: 400, TurnErrorCode.SHUTTING_DOWN: 503}
+_CLIENT_ERRORS = {TurnErrorCode.INVALID_REQUEST: 400, TurnErrorCode.SHUTTING_DOWN: 503,
+                  TurnErrorCode.BACKEND_UNAVAILABLE: 503}
 
 
 def responses_router(settings: GatewaySettings, api: ReplyChannel, backend: AgentBackend) -> APIRouter:

@@ -17,6 +17,7 @@ _TURN_ERRORS: dict[TurnErrorCode, tuple[int, str]] = {
     TurnErrorCode.PROVIDER_ERROR: (502, "upstream_error"),
     TurnErrorCode.PROVIDER_TIMEOUT: (504, "upstream_timeout"),
     TurnErrorCode.SHUTTING_DOWN: (503, "shutting_down"),
+    TurnErrorCode.BACKEND_UNAVAILABLE: (503, "backend_unavailable"),
     TurnErrorCode.AGENT_ERROR: (500, "agent_error"),
     TurnErrorCode.INTERNAL_ERROR: (500, "internal_error"),
     TurnErrorCode.INVALID_REQUEST: (400, "invalid_value"),
