@@ -21,6 +21,7 @@ from mofaclaw.agent.tools.builtin import build_tools
 from mofaclaw.agent.tools.settings import ToolSettings
 from mofaclaw.agent.tools.shell import sandbox_warning
 from mofaclaw.agent.tools.spawn import SpawnTool
+from mofaclaw.backends import make_cron_store, make_store
 from mofaclaw.bus.base import MessageBus
 from mofaclaw.bus.events import InboundMessage
 from mofaclaw.bus.memory import InMemoryBus
@@ -38,11 +39,9 @@ from mofaclaw.providers.base import ChatRequest, LLMProvider, StreamEvent
 from mofaclaw.providers.settings import ProviderSettings
 from mofaclaw.providers.table import LOCAL_DEFAULT_MODEL, build_provider, resolve_provider, split_model
 from mofaclaw.services.cron import CronService
-from mofaclaw.services.cron_store import CronStore
 from mofaclaw.services.cron_tool import CronTool
 from mofaclaw.services.heartbeat import HeartbeatService, HeartbeatSettings
 from mofaclaw.session.base import SessionStore
-from mofaclaw.session.sqlite import SQLiteSessionStore
 from mofaclaw.types import GenerationOptions
 
 log = logging.getLogger(__name__)
@@ -112,14 +111,17 @@ class Runtime:
         The body starts once the eager MCP servers are connected (or failed). A part that fails stops the
         body; the body ending stops the parts; then everything is closed."""
         try:
+            # A shared backend that cannot be reached at start is one clear error, not a retry loop.
+            await self.bus.connect()
+            await self.store.connect()
             async with asyncio.TaskGroup() as tg:
-                parts = [tg.create_task(self.agent.run(), name="agent"),
+                parts = [tg.create_task(self.bus.run(), name="bus"),
+                         tg.create_task(self.agent.run(), name="agent"),
                          tg.create_task(self.channels.run(), name="channels"),
                          tg.create_task(self.mcp.run(), name="mcp")]
-                if services and self.config.cron.enabled:
-                    parts.append(tg.create_task(self.cron.run(), name="cron"))
-                if services and self.config.heartbeat.enabled:
-                    parts.append(tg.create_task(self.heartbeat.run(), name="heartbeat"))
+                if services and (self.config.cron.enabled or self.config.heartbeat.enabled):
+                    # Once per cluster: on the replica that leads (in one process: this one).
+                    parts.append(tg.create_task(self.bus.run_as_leader(self._services), name="services"))
                 try:
                     await self.mcp.wait_ready()
                     yield self
@@ -131,6 +133,13 @@ class Runtime:
         finally:
             await self.aclose()
 
+    async def _services(self) -> None:
+        async with asyncio.TaskGroup() as tg:
+            if self.config.cron.enabled:
+                tg.create_task(self.cron.run(), name="cron")
+            if self.config.heartbeat.enabled:
+                tg.create_task(self.heartbeat.run(), name="heartbeat")
+
     async def ask(self, message: InboundMessage) -> str:
         """One turn outside any channel (cron run, scripts): the answer, or a MofaclawError."""
         return await self.agent.ask(message)
@@ -140,6 +149,7 @@ class Runtime:
         await self.agent.drain(cancel=True)
         await self.provider.aclose()
         await self.store.close()
+        await self.bus.close()
 
 
 def _telegram(section: Any, runtime: Runtime) -> Channel:
@@ -298,7 +308,7 @@ def build_runtime(
     workspace = workspace_of(config, home)
     paths.prepare_dirs(home, workspace)  # data dir 0700 (narrowed if wider), workspace 0700 when created
     bus = bus or InMemoryBus()
-    store = SQLiteSessionStore(paths.sessions_db(home))
+    store = make_store(config.session, home)
     tools_cfg = tool_settings(config, workspace, secret_values(config, settings))
     # Small local models cannot call tools: a plain answer beats garbage.
     can_call_tools = settings is None or settings.kind != "local" or settings.tool_capable
@@ -317,7 +327,7 @@ def build_runtime(
     agent = AgentLoop(bus, runner, store, context, memory,
                       LoopSettings(defaults.history_window, defaults.max_concurrent_turns,
                                    config.gateway.client_tool_timeout))
-    cron_store = CronStore(paths.cron_store(home))
+    cron_store = make_cron_store(config.session, home)
     cron = CronService(cron_store, agent.ask, bus, grace_seconds=config.cron.grace_seconds)
     heartbeat = HeartbeatService(workspace, agent.ask, bus, HeartbeatSettings(
         config.heartbeat.interval, config.heartbeat.channel, config.heartbeat.to))

@@ -25,8 +25,9 @@ ALLOWED: dict[str, set[str]] = {
     "channels": MIDDLE,
     "services": MIDDLE,
     "mcp": MIDDLE,
-    "runtime": MIDDLE | {"config", "gateway", "channels", "services", "mcp"},
-    "cli": MIDDLE | {"config", "gateway", "channels", "services", "mcp", "runtime"},
+    "backends": MIDDLE | {"config", "services"},
+    "runtime": MIDDLE | {"config", "gateway", "channels", "services", "mcp", "backends"},
+    "cli": MIDDLE | {"config", "gateway", "channels", "services", "mcp", "runtime", "backends"},
     "__main__": {"cli"},
 }
 

@@ -13,7 +13,7 @@ from mofaclaw.cli.common import ConfigOption, VerboseOption, console, fail, load
 if TYPE_CHECKING:
     from mofaclaw.bus.events import InboundMessage
     from mofaclaw.config.models import Config
-    from mofaclaw.services.cron_store import CronJob, CronStore
+    from mofaclaw.services.cron_store import CronJob, CronJobStore
 
 # Heavy modules (croniter, the runtime) are imported inside the commands: `mofaclaw --help` stays fast.
 
@@ -23,11 +23,12 @@ JobIdArgument = Annotated[str, typer.Argument(help="The job's id (see: mofaclaw 
 cron_app = typer.Typer(help="Scheduled jobs: list, add, remove, enable, run now.", no_args_is_help=True)
 
 
-def _store() -> CronStore:
+def _store(cfg: Config) -> CronJobStore:
+    """The jobs file, or the cluster's PostgreSQL when [session] names it."""
+    from mofaclaw.backends import make_cron_store
     from mofaclaw.config import paths
-    from mofaclaw.services.cron_store import CronStore
 
-    return CronStore(paths.cron_store())
+    return _guarded(lambda: make_cron_store(cfg.session, paths.mofaclaw_home()))
 
 
 def _guarded(work: Callable[[], T]) -> T:
@@ -82,7 +83,7 @@ def list_jobs(
 
     cfg, _ = load(config)
     tz = _zone(cfg)
-    jobs = _guarded(_store().jobs)
+    jobs = _guarded(_store(cfg).jobs)
     shown = [j for j in jobs if all_ or j.enabled]
     if not shown:
         hidden = len(jobs) - len(shown)
@@ -129,7 +130,7 @@ def add(
     except ScheduleError as exc:
         fail(str(exc), 2)
     job = new_job(name, message, schedule, now, channel=channel, to=to)
-    store = _store()
+    store = _store(cfg)
     _guarded(lambda: store.add(job))
     shown_tz = _zone(cfg)
     console.print(
@@ -142,8 +143,8 @@ def add(
 @cron_app.command("remove")
 def remove(job_id: JobIdArgument, config: ConfigOption = None) -> None:
     """Delete a job."""
-    load(config)
-    store = _store()
+    cfg, _ = load(config)
+    store = _store(cfg)
     if not _guarded(lambda: store.remove(job_id)):
         _no_such_job(job_id)
     console.print(f"Removed job {job_id}.", highlight=False)
@@ -157,7 +158,7 @@ def enable(
 ) -> None:
     """Enable a job (re-armed from now), or disable it with --disable."""
     cfg, _ = load(config)
-    store = _store()
+    store = _store(cfg)
     job = _guarded(lambda: store.set_enabled(job_id, not disable, datetime.now(UTC)))
     if job is None:
         _no_such_job(job_id)
@@ -187,7 +188,7 @@ def run(job_id: JobIdArgument, config: ConfigOption = None, verbose: VerboseOpti
         async with runtime.running():
             return await runtime.ask(message)
 
-    store = _store()
+    store = _store(cfg)
     job = _guarded(lambda: store.get(job_id))
     if job is None:
         _no_such_job(job_id)

@@ -29,16 +29,18 @@ def gateway(
     cfg, path = load(config, overrides)
     setup_logging(verbose)
 
+    from mofaclaw.backends import make_bus
     from mofaclaw.config import paths
     from mofaclaw.config.loader import exposed_config_warning
-    from mofaclaw.errors import ConfigError, MofaclawError
+    from mofaclaw.errors import BackendUnavailable, ConfigError, MofaclawError
     from mofaclaw.gateway.server import check_exposure
     from mofaclaw.runtime import build_runtime, gateway_settings, serve_gateway
 
     settings = gateway_settings(cfg)
     try:
         check_exposure(settings)
-        runtime = build_runtime(cfg, home=paths.mofaclaw_home())
+        # The gateway is the one that joins a cluster ([bus] backend = "redis"); `agent` and `cron run` stay local.
+        runtime = build_runtime(cfg, home=paths.mofaclaw_home(), bus=make_bus(cfg.bus))
         runtime.add_chat_channels()  # [channels.*]: Telegram, ...
     except MofaclawError as exc:
         fail(str(exc), code=2)
@@ -50,7 +52,8 @@ def gateway(
     try:
         _run(serve_gateway(runtime, settings))
     except MofaclawError as exc:
-        fail(str(exc), code=2 if isinstance(exc, ConfigError) else 1)
+        # A backend unreachable at start (Redis, PostgreSQL) is a setup problem, like a bad config.
+        fail(str(exc), code=2 if isinstance(exc, ConfigError | BackendUnavailable) else 1)
     log.info("gateway stopped")
 
 

@@ -13,17 +13,20 @@ from mofaclaw.cli.common import ConfigOption, console, fail, load
 sessions_app = typer.Typer(help="List, show and delete conversations.", no_args_is_help=True)
 
 
-def _store():  # type: ignore[no-untyped-def]
+async def _with_store(cfg, work):  # type: ignore[no-untyped-def]
+    """`work(store)` on the configured store (SQLite, or the cluster's PostgreSQL), closed after."""
+    from mofaclaw.backends import make_store
     from mofaclaw.config import paths
-    from mofaclaw.session.sqlite import SQLiteSessionStore
+    from mofaclaw.errors import MofaclawError
 
-    return SQLiteSessionStore(paths.sessions_db())
-
-
-async def _with_store(work):  # type: ignore[no-untyped-def]
-    store = _store()
+    try:
+        store = make_store(cfg.session, paths.mofaclaw_home())
+    except MofaclawError as exc:
+        fail(str(exc), 2)
     try:
         return await work(store)
+    except MofaclawError as exc:
+        fail(str(exc), 1)
     finally:
         await store.close()
 
@@ -33,8 +36,8 @@ def list_sessions(config: ConfigOption = None) -> None:
     """Every conversation: key, number of messages, last activity."""
     from rich.table import Table
 
-    load(config)
-    infos = asyncio.run(_with_store(lambda s: s.list_sessions()))
+    cfg, _ = load(config)
+    infos = asyncio.run(_with_store(cfg, lambda s: s.list_sessions()))
     if not infos:
         console.print("No conversations yet.")
         return
@@ -48,8 +51,8 @@ def list_sessions(config: ConfigOption = None) -> None:
 @sessions_app.command("show")
 def show(key: str, config: ConfigOption = None) -> None:
     """Print one conversation."""
-    load(config)
-    stored = asyncio.run(_with_store(lambda s: s.messages(key)))
+    cfg, _ = load(config)
+    stored = asyncio.run(_with_store(cfg, lambda s: s.messages(key)))
     if not stored:
         fail(f"no conversation named {key!r} (see: mofaclaw sessions list)")
     for item in stored:
@@ -69,10 +72,10 @@ def delete(
     config: ConfigOption = None,
 ) -> None:
     """Delete one conversation."""
-    load(config)
+    cfg, _ = load(config)
     if not yes and not typer.confirm(f"Delete conversation {key!r}?"):
         raise typer.Exit(1)
-    if not asyncio.run(_with_store(lambda s: s.delete(key))):
+    if not asyncio.run(_with_store(cfg, lambda s: s.delete(key))):
         fail(f"no conversation named {key!r}")
     console.print(f"Deleted {key}.")
 

@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mofaclaw.errors import BackendUnavailable
+
 
 class APIError(Exception):
     def __init__(
@@ -40,6 +42,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
         return exc.response()
+
+    @app.exception_handler(BackendUnavailable)
+    async def _backend_down(_: Request, exc: BackendUnavailable) -> JSONResponse:
+        # Redis or PostgreSQL is away: nothing was queued or stored; the client may retry shortly.
+        return JSONResponse(error_body(str(exc), "server_error", None, "backend_unavailable"), status_code=503,
+                            headers={"Retry-After": "2"})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from mofaclaw.errors import MofaclawError
 from mofaclaw.services.schedule import Schedule, schedule_from_dict, schedule_to_dict
@@ -59,6 +59,22 @@ def new_job(name: str, message: str, schedule: Schedule, now: datetime, *, chann
         channel=channel,
         to=to,
     )
+
+
+class CronJobStore(Protocol):
+    """Where cron jobs live: a JSON file (one machine) or PostgreSQL (a cluster)."""
+
+    def jobs(self) -> list[CronJob]: ...
+
+    def get(self, job_id: str) -> CronJob | None: ...
+
+    def add(self, job: CronJob) -> CronJob: ...
+
+    def remove(self, job_id: str) -> bool: ...
+
+    def update(self, job_id: str, change: Callable[[CronJob], CronJob | None]) -> CronJob | None: ...
+
+    def set_enabled(self, job_id: str, enabled: bool, now: datetime) -> CronJob | None: ...
 
 
 class CronStore:

@@ -106,5 +106,9 @@ class SessionStore(PausedTurnStore, ResponseStore, Protocol):
         """Rename it (title "" goes back to the first message) or replace its metadata; None if unknown."""
         ...
 
+    async def connect(self) -> None:
+        """Reach the database now (and migrate it); raises BackendUnavailable when it cannot be reached."""
+        ...
+
     async def close(self) -> None: ...
 

@@ -218,6 +218,10 @@ class SQLiteSessionStore:
     async def response_chain(self, response_id: str) -> list[ChatMessage] | None:
         return await self._run(lambda db: responses.chain(db, response_id))
 
+    async def connect(self) -> None:
+        """Open (and migrate) the database now, so a broken one fails at start rather than on a turn."""
+        await self._run(lambda _: None)
+
     async def close(self) -> None:
         def close(_: sqlite3.Connection) -> None:
             if self._db is not None:
