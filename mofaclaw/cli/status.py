@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from mofaclaw.cli.common import ConfigOption, console, load
+
+if TYPE_CHECKING:
+    from mofaclaw.config.models import Config
 
 
 def status(config: ConfigOption = None) -> None:
@@ -66,7 +71,39 @@ def status(config: ConfigOption = None) -> None:
     if cfg.channels.telegram.enabled:
         table.add_row("Telegram", _telegram_line(cfg.channels.telegram.bot_token()))
     table.add_row("Heartbeat", f"every {cfg.heartbeat.interval:g}s" if cfg.heartbeat.enabled else "off")
+    table.add_row("Bus", _bus_line(cfg))
+    from mofaclaw.backends import describe_store
+
+    table.add_row("Sessions", describe_store(cfg.session, paths.mofaclaw_home()))
     console.print(table)
+
+
+def _bus_line(cfg: Config) -> str:
+    """The bus backend; for Redis, the replicas alive now (or why it cannot be reached), never a password."""
+    import asyncio
+
+    from rich.markup import escape
+
+    from mofaclaw.backends import make_bus
+    from mofaclaw.errors import MofaclawError
+
+    if cfg.bus.backend == "memory":
+        return "memory (one process)"
+
+    async def ask() -> str:
+        bus = make_bus(cfg.bus)
+        try:
+            await bus.connect()
+            status = await bus.status()
+        finally:
+            await bus.close()
+        replicas = ", ".join(status.replicas) or "none running"
+        return f"{status.backend} · {status.where} · replicas: {replicas}"
+
+    try:
+        return escape(asyncio.run(ask()))
+    except MofaclawError as exc:
+        return f"[red]{escape(str(exc))}[/]"
 
 
 def _telegram_line(token: str) -> str:
