@@ -1,0 +1,236 @@
+"""Three real `mofaclaw gateway` processes on one real redis-server and one real PostgreSQL: turns of a
+conversation sent to different replicas run one at a time and are all kept; a replica killed mid-turn
+leaves no half turn and the others go on; cron fires once per job; a lost backend is a 503, then heals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from gateway_harness import GatewayProcess
+from postgres_server import postgres_dsn, postgres_server  # noqa: F401  (fixtures)
+from redis_server import RedisServer, redis_server  # noqa: F401  (fixtures)
+from upstream import Hang, ScriptedUpstream
+
+LEASE = 2.0  # seconds: a dead replica's claims and leases pass on after this (short, for the tests)
+
+StartCluster = Callable[..., list[GatewayProcess]]
+
+
+def cluster_config(redis_url: str, dsn: str, prefix: str, extra: str = "") -> str:
+    return (f'[bus]\nbackend = "redis"\nurl = "{redis_url}"\nlease = {LEASE}\nprefix = "{prefix}"\n\n'
+            f'[session]\nbackend = "postgres"\ndsn = "{dsn}"\npool_size = 4\n\n'
+            f"[heartbeat]\nenabled = false\n\n{extra}")
+
+
+@pytest.fixture
+def start_cluster(tmp_path: Path, upstream: ScriptedUpstream, redis_server: RedisServer,  # noqa: F811
+                  postgres_dsn: str) -> Iterator[StartCluster]:  # noqa: F811
+    """Start n replicas, each with its own home (nothing shared through the file system), all at once."""
+    prefix = "t" + uuid.uuid4().hex[:8]
+    started: list[GatewayProcess] = []
+
+    def start(n: int = 3, extra: str = "") -> list[GatewayProcess]:
+        config = cluster_config(redis_server.url, postgres_dsn, prefix, extra)
+        replicas = [GatewayProcess(tmp_path / f"replica{len(started) + i}", upstream.base_url, config)
+                    for i in range(n)]
+        started.extend(replicas)
+        # Started together, so they race to migrate the fresh database: the lock must make that safe.
+        with ThreadPoolExecutor(n) as pool:
+            list(pool.map(lambda r: r.start(timeout=60), replicas))
+        return replicas
+
+    yield start
+    for replica in started:
+        if replica.proc is not None and replica.proc.poll() is None:
+            replica.stop()
+
+
+def ask(replica: GatewayProcess, conversation: str, text: str, **options: object) -> str:
+    reply = replica.client(api_key="unused", max_retries=0, **options).chat.completions.create(
+        model="mofaclaw", messages=[{"role": "user", "content": text}], extra_body={"conversation_id": conversation})
+    return reply.choices[0].message.content or ""
+
+
+def stored_texts(replica: GatewayProcess, conversation: str) -> list[tuple[str, str]]:
+    """(role, text) of every message of the conversation, oldest first, as this replica reads them."""
+    items: list[tuple[str, str]] = []
+    after: str | None = None
+    while True:
+        params: dict[str, str | int] = {"order": "asc", "limit": 100, **({"after": after} if after else {})}
+        page = httpx.get(f"{replica.url}/conversations/{conversation}/items", params=params).json()
+        items += [(i["role"], i["content"][0]["text"]) for i in page["data"] if i["type"] == "message"]
+        if not page["has_more"]:
+            return items
+        after = page["last_id"]
+
+
+def new_conversation(replica: GatewayProcess) -> str:
+    return httpx.post(f"{replica.url}/conversations", json={}).json()["id"]
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_turns_of_one_conversation_across_replicas_run_one_at_a_time_and_are_all_kept(
+    start_cluster: StartCluster, upstream: ScriptedUpstream
+) -> None:
+    replicas = start_cluster(3)
+    conversation = new_conversation(replicas[0])
+    texts = [f"turn {i}" for i in range(30)]
+    with ThreadPoolExecutor(30) as pool:  # all queued at once, ten on each replica
+        answers = list(pool.map(lambda i: ask(replicas[i % 3], conversation, texts[i], timeout=120), range(30)))
+    assert answers == [f"echo: {t}" for t in texts]
+
+    # Serialized: every upstream call saw exactly the turns committed before it (none ran beside another).
+    requests = [body for body, _ in upstream.received]
+    assert len(requests) == 30
+    for n, body in enumerate(requests):
+        history = [m for m in body["messages"] if m["role"] != "system"]
+        assert len(history) == 2 * n + 1, f"call {n} saw {len(history)} messages: a turn ran beside another"
+    order = [next(m["content"] for m in reversed(b["messages"]) if m["role"] == "user") for b in requests]
+    assert sorted(order, key=texts.index) == texts  # each turn ran once
+
+    # Kept, in the order they ran, and the same from every replica (a 200 means committed everywhere).
+    expected = [pair for text in order for pair in (("user", text), ("assistant", f"echo: {text}"))]
+    for replica in replicas:
+        assert stored_texts(replica, conversation) == expected
+
+
+def test_a_replica_killed_mid_turn_leaves_no_half_turn_and_the_others_serve_its_queue(
+    start_cluster: StartCluster, upstream: ScriptedUpstream
+) -> None:
+    replicas = start_cluster(3)
+    conversation = new_conversation(replicas[0])
+    assert ask(replicas[0], conversation, "kept before") == "echo: kept before"
+
+    upstream.enqueue(Hang())  # the next turn hangs inside its upstream call, wherever it runs
+    with ThreadPoolExecutor(4) as pool:
+        doomed = pool.submit(ask, replicas[1], conversation, "doomed", timeout=60)
+        wait_for(lambda: upstream.request_count == 2, what="the doomed turn to reach the upstream")
+        queued = [pool.submit(ask, replicas[i % 3], conversation, f"queued {i}", timeout=60) for i in range(3)]
+        runner = replica_running(replicas, upstream)
+        runner.proc.send_signal(signal.SIGKILL)  # no cleanup: its claims and leases must time out
+        runner.proc.wait(10)
+
+        queued_answers = sorted(f.result(timeout=60) for f in queued if runner is not replicas[queued.index(f) % 3])
+        try:
+            doomed.result(timeout=60)
+            raise AssertionError("the doomed turn cannot have succeeded: its replica was killed")
+        except (openai.APIStatusError, openai.APIConnectionError) as exc:
+            if isinstance(exc, openai.APIStatusError):
+                assert exc.status_code == 503 and "stopped before it ended" in exc.message
+    alive = [r for r in replicas if r is not runner]
+    stored = stored_texts(alive[0], conversation)
+    assert ("user", "doomed") not in stored and stored[:2] == [("user", "kept before"),
+                                                                ("assistant", "echo: kept before")]
+    assert all(("user", a.removeprefix("echo: ")) in stored for a in queued_answers)
+    assert len(stored) % 2 == 0 and all(r == ("user", "assistant")[i % 2] for i, (r, _) in enumerate(stored))
+    assert stored == stored_texts(alive[1], conversation)
+    assert ask(alive[1], new_conversation(alive[0]), "still serving") == "echo: still serving"
+
+
+def replica_running(replicas: list[GatewayProcess], upstream: ScriptedUpstream) -> GatewayProcess:
+    """The replica whose turn is in the upstream now: the one holding a TCP connection to it."""
+    for replica in replicas:
+        assert replica.proc is not None
+        if upstream.port in _remote_ports(replica.proc.pid):
+            return replica
+    raise AssertionError("no replica holds a connection to the upstream")
+
+
+def _remote_ports(pid: int) -> set[int]:
+    """Remote ports of the process's TCP sockets, from /proc (no ss or psutil needed)."""
+    inodes = set()
+    fds = Path(f"/proc/{pid}/fd")
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[9] in inodes:
+                ports.add(int(fields[2].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_cron_fires_once_per_job_across_replicas(
+    start_cluster: StartCluster, upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    replicas = start_cluster(3, extra="[cron]\nenabled = true\n")
+    when = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+    # Added with one replica's config by the CLI: it reaches the cluster through PostgreSQL.
+    added = subprocess.run([sys.executable, "-m", "mofaclaw", "cron", "add", "--name", "once",
+                            "--message", "scheduled hello", "--at", when],
+                           env=replicas[2].env, capture_output=True, text=True, timeout=60)
+    assert added.returncode == 0, added.stderr
+    wait_for(lambda: _cron_ran(replicas[0]), timeout=30, what="the job to run")
+    calls = [b for b, _ in upstream.received if "scheduled hello" in json.dumps(b["messages"])]
+    assert len(calls) == 1
+
+
+def _cron_ran(replica: GatewayProcess) -> bool:
+    listed = subprocess.run([sys.executable, "-m", "mofaclaw", "cron", "list", "--all"], env=replica.env,
+                            capture_output=True, text=True, timeout=60)
+    return "ok" in listed.stdout
+
+
+def test_redis_lost_is_a_503_within_seconds_and_the_replicas_heal(
+    start_cluster: StartCluster, redis_server: RedisServer  # noqa: F811
+) -> None:
+    replica, = start_cluster(1)
+    conversation = new_conversation(replica)
+    assert ask(replica, conversation, "before") == "echo: before"
+    redis_server.stop()
+    try:
+        with pytest.raises(openai.APIStatusError) as lost:
+            ask(replica, conversation, "while down", timeout=15)
+        assert lost.value.status_code == 503 and lost.value.body["code"] == "backend_unavailable"
+    finally:
+        redis_server.start()
+    wait_for(lambda: _answers(replica, conversation), timeout=30, what="the replica to serve again")
+    stored = stored_texts(replica, conversation)
+    assert ("user", "while down") not in stored and stored[:2] == [("user", "before"), ("assistant", "echo: before")]
+
+
+def _answers(replica: GatewayProcess, conversation: str) -> bool:
+    try:
+        return ask(replica, conversation, "after", timeout=10) == "echo: after"
+    except openai.APIStatusError:
+        return False
+
+
+def test_an_unreachable_backend_at_start_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(cluster_config("redis://:hunter2-secret@127.0.0.1:1/0",
+                                                     "postgresql://u:pw-secret@127.0.0.1:1/db", "x"))
+    result = subprocess.run([sys.executable, "-m", "mofaclaw", "gateway", "--port", "0"],
+                            env={**os.environ, "MOFACLAW_HOME": str(home)}, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and "error:" in errors[0] and "127.0.0.1:1" in errors[0], result.stderr
+    assert "hunter2" not in result.stderr + result.stdout and "Traceback" not in result.stderr
