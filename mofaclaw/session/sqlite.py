@@ -43,12 +43,14 @@ class SQLiteSessionStore:
         if self._db is None:
             _create_private(self.path)
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            # First: switching to WAL needs a moment alone with the file, which another process
+            # (the CLI beside a gateway) may hold as it opens the database too.
+            db.execute("PRAGMA busy_timeout=5000")
             db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode is still crash-safe (a power cut may lose the last turn, never
             # corrupt the database), and saves an fsync per turn.
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA busy_timeout=5000")
             db.isolation_level = ""  # back to implicit transactions for `with db:`
             migrate(db)
             self._db = db
