@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from postgres_server import postgres_dsn, postgres_server  # noqa: F401
+from postgres_server import postgres_dsn as postgres_dsn
+from postgres_server import postgres_server as postgres_server
 
 from mofaclaw.session.base import SessionStore
 from mofaclaw.session.postgres import PostgresSessionStore
