@@ -83,7 +83,8 @@ async def test_a_store_opened_while_the_server_is_down_works_once_it_is_up(
         await store.close()
 
 
-async def test_connect_explains_an_unreachable_server_or_a_wrong_password(postgres_dsn: str) -> None:
+async def test_connect_explains_an_unreachable_server_a_wrong_password_or_no_rights(
+        postgres_server: PostgresServer, postgres_dsn: str) -> None:
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         closed_port = s.getsockname()[1]
@@ -98,5 +99,11 @@ async def test_connect_explains_an_unreachable_server_or_a_wrong_password(postgr
         assert "not-the-password" not in str(failed.value)
         await store.close()
     assert "password authentication failed" in str(failed.value)
+    # The server's own database, where this user may not create tables (PostgreSQL 15 and later).
+    refused = PostgresSessionStore(postgres_server.dsn)
+    with pytest.raises(BackendUnavailable, match="cannot hold the session tables: permission denied") as failed:
+        await refused.connect()
+    assert_one_clear_line(failed.value, postgres_server.dsn)
+    await refused.close()
     with pytest.raises(ConfigError, match="postgresql://"):
         await PostgresSessionStore("mysql://u:p@h/db").connect()

@@ -132,7 +132,7 @@ class PostgresCronStore(JobsOverUpdate):
         try:
             async with pg.translated(self._dsn):
                 if not self._migrated:
-                    await pg.migrate(db, "cron", MIGRATIONS)
+                    await pg.migrate(db, self._dsn, "cron", MIGRATIONS)
                     self._migrated = True
                 return await work(db)
         finally:

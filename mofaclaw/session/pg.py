@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import asyncpg
-
 from mofaclaw.errors import BackendUnavailable, ConfigError
+
+try:
+    import asyncpg
+except ImportError:  # an optional extra: say how to get it rather than fail on an import
+    raise ConfigError("the PostgreSQL backend needs asyncpg: pip install 'mofaclaw[cluster]'") from None
 
 log = logging.getLogger(__name__)
 
@@ -94,19 +97,25 @@ async def create_pool(dsn: str, size: int) -> asyncpg.Pool:
     return pool
 
 
-async def migrate(db: asyncpg.Connection, component: str, migrations: Sequence[Migration]) -> None:
+async def migrate(db: asyncpg.Connection, dsn: str, component: str, migrations: Sequence[Migration]) -> None:
     """Run the migrations `component` has not run yet, numbered by their place in the list, all in one
     transaction under an advisory lock: replicas starting at the same moment migrate one after another,
-    and the later ones find nothing left to do."""
-    async with db.transaction():
-        await db.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-        await db.execute("CREATE TABLE IF NOT EXISTS schema_versions ("
-                         "component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
-        version = await db.fetchval("SELECT version FROM schema_versions WHERE component = $1", component) or 0
-        for number, migration in enumerate(migrations[version:], start=version + 1):
-            await migration(db)
-            log.info("PostgreSQL: %s migration %d applied", component, number)
-        if len(migrations) > version:
-            await db.execute("INSERT INTO schema_versions(component, version) VALUES ($1, $2) "
-                             "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-                             component, len(migrations))
+    and the later ones find nothing left to do. A database that refuses (no right to create tables) is
+    one line naming it."""
+    try:
+        async with db.transaction():
+            await db.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await db.execute("CREATE TABLE IF NOT EXISTS schema_versions ("
+                             "component TEXT PRIMARY KEY, version INTEGER NOT NULL)")
+            version = await db.fetchval("SELECT version FROM schema_versions WHERE component = $1", component) or 0
+            for number, migration in enumerate(migrations[version:], start=version + 1):
+                await migration(db)
+                log.info("PostgreSQL: %s migration %d applied", component, number)
+            if len(migrations) > version:
+                await db.execute("INSERT INTO schema_versions(component, version) VALUES ($1, $2) "
+                                 "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+                                 component, len(migrations))
+    except asyncpg.PostgresError as exc:
+        if is_unreachable(exc):
+            raise
+        raise BackendUnavailable(f"PostgreSQL at {describe(dsn)} cannot hold the {component} tables: {exc}") from None

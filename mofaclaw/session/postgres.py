@@ -49,7 +49,7 @@ class PostgresSessionStore:
                 pool = await create_pool(self._dsn, self._pool_size)
                 try:
                     async with translated(self._dsn), pool.acquire() as db:
-                        await migrate(db, "session", MIGRATIONS)
+                        await migrate(db, self._dsn, "session", MIGRATIONS)
                 except BaseException:
                     pool.terminate()
                     raise
