@@ -47,7 +47,7 @@ def make_cron_store(config: SessionConfig, home: Path) -> CronJobStore:
     if config.backend == "sqlite":
         return CronStore(paths.cron_store(home))
     try:
-        from mofaclaw.services.cron_store_pg import PostgresCronStore
+        from mofaclaw.services.cron_pg import PostgresCronStore
     except ImportError:
         raise ConfigError(f"session.backend 'postgres' needs the PostgreSQL driver: {CLUSTER_EXTRA}") from None
     return PostgresCronStore(config.dsn.get_secret_value())

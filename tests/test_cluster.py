@@ -20,8 +20,10 @@ import httpx
 import openai
 import pytest
 from gateway_harness import GatewayProcess
-from postgres_server import postgres_dsn, postgres_server  # noqa: F401  (fixtures)
-from redis_server import RedisServer, redis_server  # noqa: F401  (fixtures)
+from postgres_server import postgres_dsn as postgres_dsn
+from postgres_server import postgres_server as postgres_server
+from redis_server import RedisServer
+from redis_server import redis_server as redis_server
 from upstream import Hang, ScriptedUpstream
 
 LEASE = 2.0  # seconds: a dead replica's claims and leases pass on after this (short, for the tests)
@@ -36,8 +38,8 @@ def cluster_config(redis_url: str, dsn: str, prefix: str, extra: str = "") -> st
 
 
 @pytest.fixture
-def start_cluster(tmp_path: Path, upstream: ScriptedUpstream, redis_server: RedisServer,  # noqa: F811
-                  postgres_dsn: str) -> Iterator[StartCluster]:  # noqa: F811
+def start_cluster(tmp_path: Path, upstream: ScriptedUpstream, redis_server: RedisServer,
+                  postgres_dsn: str) -> Iterator[StartCluster]:
     """Start n replicas, each with its own home (nothing shared through the file system), all at once."""
     prefix = "t" + uuid.uuid4().hex[:8]
     started: list[GatewayProcess] = []
@@ -198,7 +200,7 @@ def _cron_ran(replica: GatewayProcess) -> bool:
 
 
 def test_redis_lost_is_a_503_within_seconds_and_the_replicas_heal(
-    start_cluster: StartCluster, redis_server: RedisServer  # noqa: F811
+    start_cluster: StartCluster, redis_server: RedisServer
 ) -> None:
     replica, = start_cluster(1)
     conversation = new_conversation(replica)

@@ -6,20 +6,19 @@ import asyncio
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from mofaclaw.bus.base import MessageBus
 from mofaclaw.bus.events import InboundMessage, OutboundMessage
 from mofaclaw.errors import MofaclawError, TurnErrorCode, turn_error_code
 from mofaclaw.services.clock import Clock, SystemClock
-from mofaclaw.services.cron_store import CronJob, CronStore, JobStatus
+from mofaclaw.services.cron_store import CronJob, CronJobStore, JobStatus
 from mofaclaw.services.schedule import format_time
 from mofaclaw.services.turns import TurnFn
 
 log = logging.getLogger(__name__)
 
 NEVER = datetime.max.replace(tzinfo=UTC)
-# How soon to look at the jobs file again when it could not be read, or when its changes cannot be
+# How soon to look at the jobs again when they could not be read, or when their changes cannot be
 # watched (no inotify): then a job added from outside is seen within this time.
 RECHECK = timedelta(seconds=60)
 
@@ -36,13 +35,13 @@ def job_message(job: CronJob) -> InboundMessage:
 
 
 class CronService:
-    """Runs the jobs of a CronStore. Jobs run as tasks of their own, so a slow turn delays no other
-    job; one job never overlaps itself. `wake()` makes the timer re-read the store at once (the file
-    watcher does the same for changes made by another process)."""
+    """Runs the jobs of a CronJobStore. Jobs run as tasks of their own, so a slow turn delays no other
+    job; one job never overlaps itself. `wake()` makes the timer re-read the store at once (the store's
+    changes() does the same for changes made by another process)."""
 
     def __init__(
         self,
-        store: CronStore,
+        store: CronJobStore,
         turn: TurnFn,
         bus: MessageBus,
         *,
@@ -64,7 +63,6 @@ class CronService:
         self._wakeup.set()
 
     async def run(self) -> None:
-        self._store.path.parent.mkdir(parents=True, exist_ok=True)
         async with asyncio.TaskGroup() as jobs:
             if self._watch:
                 jobs.create_task(self._watch_store())
@@ -74,7 +72,7 @@ class CronService:
                 try:
                     wake_at = await self._run_due(jobs)
                 except (MofaclawError, OSError) as exc:
-                    log.error("cron: %s; trying again when the jobs file changes", exc)
+                    log.error("cron: %s; trying again when the jobs change", exc)
                     wake_at = self._clock.now() + RECHECK
                 if self._watch_failed:
                     wake_at = min(wake_at, self._clock.now() + RECHECK)
@@ -85,7 +83,7 @@ class CronService:
         now = self._clock.now()
         jobs = await asyncio.to_thread(self._store.jobs)
         if self._wakeup.is_set():
-            # A job finished (or the file changed) while it was read: this copy may be stale, and
+            # A job finished (or the jobs changed) while they were read: this copy may be stale, and
             # a stale copy would run a job that just ran again.
             return now
         wake_at = NEVER
@@ -98,7 +96,7 @@ class CronService:
                 # Down (or asleep) past the grace period: running it now would surprise more than help.
                 log.warning("cron job %s (%s) missed its run at %s", job.id, job.name, job.next_run)
                 await asyncio.to_thread(self._store.update, job.id, lambda j: _missed(j, now))
-                return now  # the file changed while we waited: read it again
+                return now  # the jobs changed while we waited: read them again
             else:
                 self._running.add(job.id)
                 tasks.create_task(self._run_job(job))
@@ -158,20 +156,13 @@ class CronService:
             await asyncio.gather(*sleeping, return_exceptions=True)
 
     async def _watch_store(self) -> None:
-        """Wake the timer whenever another process (the CLI) rewrites the jobs file."""
-        from watchfiles import awatch
-
-        name = self._store.path.name
+        """Wake the timer whenever the jobs change, from this process or another (the CLI, a replica)."""
         try:
-            async for _ in awatch(
-                self._store.path.parent,
-                watch_filter=lambda _, path: Path(path).name == name,
-                debounce=100,
-                recursive=False,
-            ):
+            async for _ in self._store.changes():
                 self._wakeup.set()
         except Exception as exc:  # e.g. out of inotify watches: the timer goes on, looking every RECHECK
-            log.warning("cron: cannot watch %s (%s); looking at it every %ds instead", name, exc, RECHECK.seconds)
+            log.warning("cron: cannot watch the jobs for changes (%s); looking at them every %ds instead",
+                        exc, RECHECK.seconds)
             self._watch_failed = True
             self._wakeup.set()
 

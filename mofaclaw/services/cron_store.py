@@ -1,4 +1,5 @@
-"""The cron jobs file, shared by the CLI, the cron tool and a running gateway without losing updates."""
+"""Cron jobs and where they live: the CronJobStore protocol, and the jobs file shared by the CLI, the cron tool
+and a running gateway without losing updates."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -62,7 +63,8 @@ def new_job(name: str, message: str, schedule: Schedule, now: datetime, *, chann
 
 
 class CronJobStore(Protocol):
-    """Where cron jobs live: a JSON file (one machine) or PostgreSQL (a cluster)."""
+    """Where the jobs live. The methods block (file or database I/O): async code calls them through
+    asyncio.to_thread. `changes()` yields whenever the jobs may have changed, whoever changed them."""
 
     def jobs(self) -> list[CronJob]: ...
 
@@ -72,57 +74,34 @@ class CronJobStore(Protocol):
 
     def remove(self, job_id: str) -> bool: ...
 
-    def update(self, job_id: str, change: Callable[[CronJob], CronJob | None]) -> CronJob | None: ...
+    def update(self, job_id: str, change: Callable[[CronJob], CronJob | None]) -> CronJob | None:
+        """Apply `change` to the job as it is now in the store (None from `change` deletes it), atomically.
+        Returns the job before the change, or None when there is no such job."""
+        ...
 
-    def set_enabled(self, job_id: str, enabled: bool, now: datetime) -> CronJob | None: ...
+    def set_enabled(self, job_id: str, enabled: bool, now: datetime) -> CronJob | None:
+        """Enabling re-arms the job from `now`; returns the job as changed."""
+        ...
+
+    def changes(self) -> AsyncIterator[None]: ...
 
 
-class CronStore:
-    """Jobs in one JSON file. Writers take an exclusive lock around read-modify-write and replace
-    the file atomically, so readers never need the lock and never see half a file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock_path = path.with_name(path.name + ".lock")
+class JobsOverUpdate:
+    """get, remove and set_enabled for a store that has jobs() and an atomic update()."""
 
     def jobs(self) -> list[CronJob]:
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return []
-        try:
-            return [_job_from_dict(d) for d in json.loads(text)["jobs"]]
-        except (ValueError, KeyError, TypeError, MofaclawError) as exc:
-            raise CronStoreError(f"the cron jobs file {self.path} is not valid: {exc}") from None
+        raise NotImplementedError
+
+    def update(self, job_id: str, change: Callable[[CronJob], CronJob | None]) -> CronJob | None:
+        raise NotImplementedError
 
     def get(self, job_id: str) -> CronJob | None:
         return next((j for j in self.jobs() if j.id == job_id), None)
 
-    def add(self, job: CronJob) -> CronJob:
-        with self._transaction() as jobs:
-            jobs.append(job)
-        return job
-
     def remove(self, job_id: str) -> bool:
         return self.update(job_id, lambda _: None) is not None
 
-    def update(self, job_id: str, change: Callable[[CronJob], CronJob | None]) -> CronJob | None:
-        """Apply `change` to the job as it is now in the file (None from `change` deletes it).
-        Returns the job before the change, or None when there is no such job."""
-        with self._transaction() as jobs:
-            for i, job in enumerate(jobs):
-                if job.id == job_id:
-                    changed = change(job)
-                    if changed is None:
-                        del jobs[i]
-                    else:
-                        jobs[i] = changed
-                    return job
-        return None
-
     def set_enabled(self, job_id: str, enabled: bool, now: datetime) -> CronJob | None:
-        """Enabling re-arms the job from `now`; returns the job as changed."""
-
         changed: list[CronJob] = []
 
         def change(job: CronJob) -> CronJob:
@@ -137,6 +116,57 @@ class CronStore:
         self.update(job_id, change)
         return changed[0] if changed else None
 
+
+class CronStore(JobsOverUpdate):
+    """Jobs in one JSON file. Writers take an exclusive lock around read-modify-write and replace
+    the file atomically, so readers never need the lock and never see half a file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock_path = path.with_name(path.name + ".lock")
+
+    def jobs(self) -> list[CronJob]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        try:
+            return [job_from_dict(d) for d in json.loads(text)["jobs"]]
+        except (ValueError, KeyError, TypeError, MofaclawError) as exc:
+            raise CronStoreError(f"the cron jobs file {self.path} is not valid: {exc}") from None
+
+    def add(self, job: CronJob) -> CronJob:
+        with self._transaction() as jobs:
+            jobs.append(job)
+        return job
+
+    def update(self, job_id: str, change: Callable[[CronJob], CronJob | None]) -> CronJob | None:
+        with self._transaction() as jobs:
+            for i, job in enumerate(jobs):
+                if job.id == job_id:
+                    changed = change(job)
+                    if changed is None:
+                        del jobs[i]
+                    else:
+                        jobs[i] = changed
+                    return job
+        return None
+
+    async def changes(self) -> AsyncIterator[None]:
+        """Whenever the file is rewritten, by this process or another (the CLI). Raises when the file
+        cannot be watched (e.g. out of inotify watches)."""
+        from watchfiles import awatch
+
+        _private_dirs(self.path.parent)
+        name = self.path.name
+        async for _ in awatch(
+            self.path.parent,
+            watch_filter=lambda _, path: Path(path).name == name,
+            debounce=100,
+            recursive=False,
+        ):
+            yield
+
     @contextmanager
     def _transaction(self) -> Iterator[list[CronJob]]:
         _private_dirs(self.path.parent)
@@ -149,7 +179,7 @@ class CronStore:
             self._write(jobs)
 
     def _write(self, jobs: list[CronJob]) -> None:
-        data = {"version": FORMAT_VERSION, "jobs": [_job_to_dict(j) for j in jobs]}
+        data = {"version": FORMAT_VERSION, "jobs": [job_to_dict(j) for j in jobs]}
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".jobs-", suffix=".tmp")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -178,7 +208,7 @@ def _parse_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text is not None else None
 
 
-def _job_to_dict(job: CronJob) -> dict[str, Any]:
+def job_to_dict(job: CronJob) -> dict[str, Any]:
     return {
         "id": job.id,
         "name": job.name,
@@ -196,7 +226,7 @@ def _job_to_dict(job: CronJob) -> dict[str, Any]:
     }
 
 
-def _job_from_dict(data: dict[str, Any]) -> CronJob:
+def job_from_dict(data: dict[str, Any]) -> CronJob:
     return CronJob(
         id=str(data["id"]),
         name=str(data.get("name", "")),

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from mofaclaw.agent.tools.base import ToolContext
 from mofaclaw.errors import ToolError
 from mofaclaw.services.clock import Clock, SystemClock
-from mofaclaw.services.cron_store import CronJob, CronStore, CronStoreError, new_job
+from mofaclaw.services.cron_store import CronJob, CronJobStore, CronStoreError, new_job
 from mofaclaw.services.schedule import ScheduleError, format_time, parse_schedule
 
 # Turns that no user is waiting on: a job created there has no chat to deliver to.
@@ -45,7 +45,7 @@ class CronTool:
 
     def __init__(
         self,
-        store: CronStore,
+        store: CronJobStore,
         wake: Callable[[], None] | None = None,
         *,
         default_tz: str = "",

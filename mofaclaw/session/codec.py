@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mofaclaw.types import ChatMessage, ToolCall
@@ -15,6 +15,14 @@ def dump_messages(messages: Sequence[ChatMessage]) -> str:
 
 def load_messages(text: str) -> tuple[ChatMessage, ...]:
     return tuple(_load(item) for item in json.loads(text))
+
+
+def join_turns(newest_first: Iterable[str]) -> list[ChatMessage] | None:
+    """A response chain's messages in order, from each turn's JSON newest first; None for no turn at all."""
+    turns = [load_messages(text) for text in newest_first]
+    if not turns:
+        return None
+    return [m for turn in reversed(turns) for m in turn]
 
 
 def dump_calls(calls: Sequence[ToolCall]) -> str:

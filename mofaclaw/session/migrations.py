@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 
 def _m1_initial(db: sqlite3.Connection) -> None:
-    db.executescript(
+    _script(db,
         """
         CREATE TABLE sessions (
             key TEXT PRIMARY KEY,
@@ -32,7 +32,7 @@ def _m1_initial(db: sqlite3.Connection) -> None:
 
 def _m2_titles(db: sqlite3.Connection) -> None:
     # A title set by the user (NULL: the first user message stands in), and OpenAI-style metadata (JSON).
-    db.executescript(
+    _script(db,
         """
         ALTER TABLE sessions ADD COLUMN title TEXT;
         ALTER TABLE sessions ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}';
@@ -43,7 +43,7 @@ def _m2_titles(db: sqlite3.Connection) -> None:
 def _m3_paused_turns_and_responses(db: sqlite3.Connection) -> None:
     # A paused turn waits for the client's tool results; nothing of it is in `messages` until it ends.
     # session_key is NULL for a stateless turn (found by its call ids instead).
-    db.executescript(
+    _script(db,
         """
         CREATE TABLE paused_turns (
             id TEXT PRIMARY KEY,
@@ -74,8 +74,19 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m1_initial, _m2_title
 
 
 def migrate(db: sqlite3.Connection) -> None:
+    """Each migration in a write transaction that checks the version again first: two processes opening
+    a new database at once (the CLI beside a gateway) take turns, and the second finds the work done."""
     (version,) = db.execute("PRAGMA user_version").fetchone()
     for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
         with db:
-            migration(db)
-            db.execute(f"PRAGMA user_version = {number}")
+            db.execute("BEGIN IMMEDIATE")
+            if db.execute("PRAGMA user_version").fetchone()[0] < number:
+                migration(db)
+                db.execute(f"PRAGMA user_version = {number}")
+
+
+def _script(db: sqlite3.Connection, script: str) -> None:
+    # Statement by statement: executescript() would commit the open transaction first.
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)

@@ -28,12 +28,17 @@ class PausedTurn:
         return frozenset(call.id for call in self.pending)
 
 
+def new_turn(session_key: str | None, pending: Sequence[ToolCall], messages: Sequence[ChatMessage],
+             ttl: float) -> PausedTurn:
+    """A turn paused now, living `ttl` seconds (every store makes them alike)."""
+    return PausedTurn(uuid.uuid4().hex, session_key, tuple(pending), tuple(messages), time.time() + ttl)
+
+
 def save(db: sqlite3.Connection, session_key: str | None, pending: Sequence[ToolCall],
          messages: Sequence[ChatMessage], ttl: float) -> PausedTurn:
-    now = time.time()
-    turn = PausedTurn(uuid.uuid4().hex, session_key, tuple(pending), tuple(messages), now + ttl)
+    turn = new_turn(session_key, pending, messages, ttl)
     with db:
-        _prune(db, now)
+        _prune(db, time.time())
         if session_key is not None:  # one paused turn per conversation: a newer one replaces it
             db.execute("DELETE FROM paused_turns WHERE session_key = ?", (session_key,))
         db.execute("INSERT INTO paused_turns(id, session_key, pending, messages, expires_at) VALUES (?, ?, ?, ?, ?)",

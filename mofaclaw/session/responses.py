@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mofaclaw.session.codec import dump_messages, load_messages
+from mofaclaw.session.codec import dump_messages, join_turns, load_messages
 from mofaclaw.types import ChatMessage
 
 
@@ -50,7 +49,7 @@ def delete(db: sqlite3.Connection, response_id: str) -> bool:
 def chain(db: sqlite3.Connection, response_id: str) -> list[ChatMessage] | None:
     """The conversation up to and including `response_id`, walking back through previous ids; None when
     that response is unknown. A deleted ancestor ends the walk: what came before it is gone with it."""
-    turns: list[Sequence[ChatMessage]] = []
+    turns: list[str] = []
     current: str | None = response_id
     seen: set[str] = set()
     while current is not None and current not in seen:
@@ -58,8 +57,6 @@ def chain(db: sqlite3.Connection, response_id: str) -> list[ChatMessage] | None:
         row = db.execute("SELECT previous_id, messages FROM responses WHERE id = ?", (current,)).fetchone()
         if row is None:
             break
-        turns.append(load_messages(row[1]))
+        turns.append(row[1])
         current = row[0]
-    if not turns:
-        return None
-    return [m for turn in reversed(turns) for m in turn]
+    return join_turns(turns)

@@ -17,6 +17,7 @@ from mofaclaw.session.base import ConversationInfo, SessionInfo, StoredMessage
 from mofaclaw.session.migrations import migrate
 from mofaclaw.session.paused import PausedTurn
 from mofaclaw.session.responses import StoredResponse
+from mofaclaw.session.rows import archive_key, conversation, history_window, message_row, stored_message
 from mofaclaw.types import ChatMessage, ToolCall
 
 T = TypeVar("T")
@@ -28,8 +29,6 @@ _CONVERSATION = (
     "(SELECT content FROM messages m WHERE m.session_key = s.key AND m.role = 'user' ORDER BY m.id LIMIT 1) "
     "FROM sessions s"
 )
-TITLE_LENGTH = 80
-UNTITLED = "New chat"
 
 
 class SQLiteSessionStore:
@@ -44,12 +43,14 @@ class SQLiteSessionStore:
         if self._db is None:
             _create_private(self.path)
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            # First: switching to WAL needs a moment alone with the file, which another process
+            # (the CLI beside a gateway) may hold as it opens the database too.
+            db.execute("PRAGMA busy_timeout=5000")
             db.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode is still crash-safe (a power cut may lose the last turn, never
             # corrupt the database), and saves an fsync per turn.
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA foreign_keys=ON")
-            db.execute("PRAGMA busy_timeout=5000")
             db.isolation_level = ""  # back to implicit transactions for `with db:`
             migrate(db)
             self._db = db
@@ -61,10 +62,7 @@ class SQLiteSessionStore:
 
     async def append_turn(self, key: str, messages: Sequence[ChatMessage]) -> None:
         now = time.time()
-        rows = [
-            (key, m.role, m.content, _dump_calls(m.tool_calls), m.tool_call_id, m.name, now)
-            for m in messages
-        ]
+        rows = [(key, *message_row(m), now) for m in messages]
 
         def write(db: sqlite3.Connection) -> None:
             with db:  # one transaction: the whole turn or nothing
@@ -87,19 +85,16 @@ class SQLiteSessionStore:
                 f"SELECT {_COLUMNS} FROM messages WHERE session_key = ? ORDER BY id DESC LIMIT ?",
                 (key, limit),
             ).fetchall()
-            return [_row(r) for r in reversed(rows)]
+            return [stored_message(r) for r in reversed(rows)]
 
-        stored = await self._run(read)
-        # A window must not open in the middle of a turn (a tool result without its call).
-        start = next((i for i, s in enumerate(stored) if s.message.role == "user"), len(stored))
-        return [s.message for s in stored[start:]]
+        return history_window(await self._run(read))
 
     async def messages(self, key: str) -> list[StoredMessage]:
         def read(db: sqlite3.Connection) -> list[StoredMessage]:
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM messages WHERE session_key = ? ORDER BY id", (key,)
             ).fetchall()
-            return [_row(r) for r in rows]
+            return [stored_message(r) for r in rows]
 
         return await self._run(read)
 
@@ -122,7 +117,7 @@ class SQLiteSessionStore:
         return await self._run(write)
 
     async def archive(self, key: str) -> str | None:
-        new_key = f"{key}@{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 1000000:06d}"
+        new_key = archive_key(key)
 
         def write(db: sqlite3.Connection) -> str | None:
             with db:
@@ -146,7 +141,7 @@ class SQLiteSessionStore:
                 f"SELECT {_COLUMNS} FROM messages WHERE session_key = ? AND id > ? ORDER BY id",
                 (key, upto),
             ).fetchall()
-            return [_row(r) for r in rows[: max(0, len(rows) - keep)]]
+            return [stored_message(r) for r in rows[: max(0, len(rows) - keep)]]
 
         return await self._run(read)
 
@@ -160,7 +155,7 @@ class SQLiteSessionStore:
 
     async def conversations(self) -> list[ConversationInfo]:
         def read(db: sqlite3.Connection) -> list[ConversationInfo]:
-            return [_conversation(r) for r in db.execute(f"{_CONVERSATION} ORDER BY s.updated_at DESC, s.key")]
+            return [conversation(r) for r in db.execute(f"{_CONVERSATION} ORDER BY s.updated_at DESC, s.key")]
 
         return await self._run(read)
 
@@ -247,30 +242,6 @@ def _create_private(path: Path) -> None:
             continue
 
 
-def _dump_calls(calls: tuple[ToolCall, ...]) -> str | None:
-    if not calls:
-        return None
-    return json.dumps([{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls])
-
-
-def _row(row: tuple) -> StoredMessage:
-    id_, role, content, calls, call_id, name, created_at = row
-    tool_calls = tuple(ToolCall(**c) for c in json.loads(calls)) if calls else ()
-    return StoredMessage(id_, ChatMessage(role, content, tool_calls, call_id, name), created_at)
-
-
 def _conversation_of(db: sqlite3.Connection, key: str) -> ConversationInfo | None:
     row = db.execute(f"{_CONVERSATION} WHERE s.key = ?", (key,)).fetchone()
-    return _conversation(row) if row else None
-
-
-def _conversation(row: tuple) -> ConversationInfo:
-    key, title, metadata, created_at, updated_at, count, first = row
-    return ConversationInfo(key, title or _title_of(first), json.loads(metadata), created_at, updated_at, count)
-
-
-def _title_of(first_message: str | None) -> str:
-    text = " ".join((first_message or "").split())
-    if len(text) > TITLE_LENGTH:
-        text = text[: TITLE_LENGTH - 1] + "…"
-    return text or UNTITLED
+    return conversation(row) if row else None
