@@ -21,7 +21,7 @@ from bench.servers import nanobot_available
 from bench.variants import VARIANTS
 from bench.variants import parse as parse_variant
 
-BENCHMARKS = ("overhead", "ttft", "throughput", "wrk", "streams", "startup", "profile", "local", "tokens")
+BENCHMARKS = ("overhead", "ttft", "throughput", "wrk", "streams", "startup", "profile", "local", "tokens", "cluster")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

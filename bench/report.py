@@ -119,6 +119,20 @@ def _tokens(doc: Doc) -> str:
     return f"tokenizer: {doc['params']['tokenizer']}\n\n{parts}\n\n{sections}"
 
 
+def _cluster(doc: Doc) -> str:
+    if "skipped" in doc:
+        return str(doc["skipped"])
+    ratios = doc["vs_sqlite"]
+
+    def ratio(r: Doc) -> object:
+        return ratios.get(r["target"], {}).get(str(r["concurrency"]), "") if r["target"] != "sqlite" else "baseline"
+
+    rows = [[r["target"], r["concurrency"], r["turns_per_s"], ratio(r), r["errors"], r["latency_p50_ms"],
+             r["cpu_ms_per_turn"], r["backend_cpu_ms_per_turn"] or ""] for r in doc["results"]]
+    return table(["target", "concurrency", "turns/s", "vs sqlite", "errors", "p50 ms", "CPU ms/turn (all)",
+                  "of which redis+postgres"], rows)
+
+
 RENDERERS: dict[str, Callable[[Doc], str]] = {
     "overhead": lambda d: _latency(d, "latency_ms"),
     "ttft": lambda d: _latency(d, "ttft_ms"),
@@ -129,6 +143,7 @@ RENDERERS: dict[str, Callable[[Doc], str]] = {
     "profile": _profile,
     "local": _local,
     "tokens": _tokens,
+    "cluster": _cluster,
 }
 
 

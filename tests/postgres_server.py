@@ -53,6 +53,10 @@ class PostgresServer:
         self._databases = itertools.count(1)
 
     @property
+    def data_dir(self) -> Path:
+        return self._data
+
+    @property
     def dsn(self) -> str:
         return self.dsn_for("postgres")
 

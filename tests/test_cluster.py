@@ -20,6 +20,7 @@ import httpx
 import openai
 import pytest
 from gateway_harness import GatewayProcess
+from postgres_server import PostgresServer
 from postgres_server import postgres_dsn as postgres_dsn
 from postgres_server import postgres_server as postgres_server
 from redis_server import RedisServer
@@ -236,3 +237,23 @@ def test_an_unreachable_backend_at_start_is_one_line_and_exit_2(tmp_path: Path) 
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and "error:" in errors[0] and "127.0.0.1:1" in errors[0], result.stderr
     assert "hunter2" not in result.stderr + result.stdout and "Traceback" not in result.stderr
+
+
+def test_postgres_lost_is_a_503_within_seconds_and_nothing_half_stored(
+    start_cluster: StartCluster, postgres_server: PostgresServer
+) -> None:
+    replica, = start_cluster(1)
+    conversation = new_conversation(replica)
+    assert ask(replica, conversation, "before") == "echo: before"
+    postgres_server.stop()
+    try:
+        with pytest.raises(openai.APIStatusError) as lost:
+            ask(replica, conversation, "while down", timeout=30)
+        assert lost.value.status_code == 503 and lost.value.body["code"] == "backend_unavailable"
+        listed = httpx.get(f"{replica.url}/conversations", timeout=30)
+        assert listed.status_code == 503 and listed.json()["error"]["code"] == "backend_unavailable"
+        assert "s3cret" not in listed.text + replica.output
+    finally:
+        postgres_server.start()
+    wait_for(lambda: _answers(replica, conversation), timeout=30, what="the replica to serve again")
+    assert [t for _, t in stored_texts(replica, conversation)] == ["before", "echo: before", "after", "echo: after"]
