@@ -1,6 +1,6 @@
 """A real redis-server for the tests: on a free loopback port, in a temporary directory, with a password.
 
-Import the fixtures into a test module: `from redis_server import redis_server, redis_url  # noqa: F401`.
+A test module that uses them says `pytest_plugins = ("redis_server",)`.
 `redis_server` is one server for the whole run (stop() and start() it again on the same port to test an
 outage); `redis_url` makes sure it runs and flushes it before each test."""
 
@@ -61,9 +61,10 @@ class RedisServer:
                 with redis.Redis.from_url(self.url, socket_timeout=1) as client:
                     client.ping()
                 return self
-            except redis.ConnectionError:
+            except redis.ConnectionError as exc:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not start: {log.read_text() if log.exists() else ''}")
+                    output = log.read_text() if log.exists() else ""
+                    raise RuntimeError(f"redis-server did not start: {output}") from exc
                 time.sleep(0.02)
 
     def stop(self) -> None:

@@ -4,12 +4,13 @@ conversations and the leader lease, survive a dead replica and a Redis restart, 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
+from typing import TYPE_CHECKING
 
 import pytest
-from redis_server import RedisServer, redis_server, redis_url  # noqa: F401
 
 from mofaclaw.bus.codec import decode_inbound, decode_outbound, encode_inbound, encode_outbound
 from mofaclaw.bus.events import InboundMessage, OutboundMessage
@@ -18,6 +19,11 @@ from mofaclaw.types import ChatMessage, ClientTools, GenerationOptions, ToolCall
 
 redis = pytest.importorskip("redis", reason="the redis client is not installed (pip install 'mofaclaw[cluster]')")
 from mofaclaw.bus.redis import DIED_MID_TURN, RedisBus  # noqa: E402
+
+if TYPE_CHECKING:
+    from redis_server import RedisServer
+
+pytest_plugins = ("redis_server",)  # the fixtures redis_server and redis_url
 
 LEASE = 1.0  # seconds: a dead replica's turns and leases pass on within about this long
 
@@ -186,7 +192,7 @@ async def test_turns_of_one_conversation_keep_their_order_across_replicas(cluste
     assert sum(r.overlaps for r in replicas) == 0
 
 
-async def test_a_dead_replicas_turns_pass_on(cluster: Callable[..., Replica]) -> None:
+async def test_a_dead_replicas_turns_pass_on(cluster: Callable[..., Replica], redis_server: RedisServer) -> None:
     ran: list[tuple[str, str]] = []
     doomed = await cluster(ran).start()
     client = await cluster(ran).start(serve=False)  # holds the client's connection
@@ -204,6 +210,9 @@ async def test_a_dead_replicas_turns_pass_on(cluster: Callable[..., Replica]) ->
     assert answers[queued.request_id].content == "done queued behind it"
     assert ran == [(doomed.name, hanging.content), (heir.name, queued.content)]  # the started one never ran twice
     assert doomed.name not in (await heir.bus.status()).replicas
+    with redis_server.client() as redis_client:  # the dead replica leaves no consumer behind in the group
+        await until(lambda: doomed.name not in {c["name"] for c in redis_client.xinfo_consumers("test:inbound",
+                                                                                                 "agents")})
 
 
 async def test_a_turn_cancelled_before_it_starts_is_refused_and_frees_the_conversation(
@@ -288,8 +297,8 @@ async def test_one_leader_at_a_time_and_a_dead_leader_is_replaced(cluster: Calla
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def test_redis_down_fails_fast_and_the_bus_recovers(cluster: Callable[..., Replica],
-                                                         redis_server: RedisServer) -> None:
+async def test_redis_down_fails_fast_and_the_bus_recovers(cluster: Callable[..., Replica], redis_server: RedisServer,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
     sender = await cluster().start(serve=False)
     worker = await cluster().start()
     redis_server.stop()
@@ -314,6 +323,11 @@ async def test_redis_down_fails_fast_and_the_bus_recovers(cluster: Callable[...,
         await asyncio.sleep(0.05)
     await sender.bus.publish_inbound(turn("after the restart"))
     assert (await reply(sender)).content == "done after the restart"
+    # Each background loop said once that Redis was gone, not once per retry, and never the password.
+    retries = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "Retrying" in r.getMessage()]
+    assert retries
+    assert len(retries) == len({message.split(":")[0] for message in retries})
+    assert not any(redis_server.password in r.getMessage() for r in caplog.records)
 
 
 async def test_connect_and_status_never_show_the_password(redis_server: RedisServer, redis_url: str) -> None:

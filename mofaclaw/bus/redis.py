@@ -302,6 +302,21 @@ class RedisBus:
             await asyncio.sleep(self._lease / 3)
 
     async def _reclaim_once(self) -> None:
+        await self._reclaim_pending()
+        await self._forget_dead_consumers()
+
+    async def _forget_dead_consumers(self) -> None:
+        """Drop the group's consumers of replicas that are gone and hold nothing, so restarts leave no trail."""
+        with self._link.reaching():
+            consumers = await self._client.xinfo_consumers(self._keys.inbound, GROUP)
+            gone = [c["name"] for c in consumers if not c["pending"] and c["idle"] > self._lease_ms
+                    and c["name"] != self.replica]
+            beats = await self._client.mget([self._keys.replica(name) for name in gone]) if gone else []
+            for name, beat in zip(gone, beats, strict=True):
+                if beat is None:
+                    await self._client.xgroup_delconsumer(self._keys.inbound, GROUP, name)
+
+    async def _reclaim_pending(self) -> None:
         after = "-"
         while True:
             with self._link.reaching():
