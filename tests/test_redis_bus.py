@@ -8,13 +8,17 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import suppress
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from agent_harness import scripted_config
+from upstream import ScriptedUpstream
 
 from mofaclaw.bus.codec import decode_inbound, decode_outbound, encode_inbound, encode_outbound
 from mofaclaw.bus.events import InboundMessage, OutboundMessage
 from mofaclaw.errors import BackendUnavailable, TurnErrorCode
+from mofaclaw.runtime import build_runtime
 from mofaclaw.types import ChatMessage, ClientTools, GenerationOptions, ToolCall, ToolSpec, Usage
 
 redis = pytest.importorskip("redis", reason="the redis client is not installed (pip install 'mofaclaw[cluster]')")
@@ -357,3 +361,47 @@ async def test_connect_and_status_never_show_the_password(redis_server: RedisSer
         assert redis_server.password not in str(failure.value)
     finally:
         await wrong.close()
+
+
+async def test_the_real_agent_loop_runs_a_turn_sent_by_another_replica(redis_url: str, upstream: ScriptedUpstream,
+                                                                       tmp_path: Path) -> None:
+    sender = RedisBus(redis_url, lease=LEASE, prefix="test")  # the replica holding the client's connection
+    worker = RedisBus(redis_url, lease=LEASE, prefix="test")  # the replica whose agent runs the turn
+    answers = sender.subscribe("api")
+    runtime = build_runtime(scripted_config(upstream.base_url), home=tmp_path / "worker", bus=worker)
+    for bus in (sender, worker):
+        await bus.connect()
+    background = [asyncio.create_task(bus.run()) for bus in (sender, worker)]
+    try:
+        async with runtime.running():
+            upstream.reply("Hello from the other replica")
+            first = InboundMessage("api", "u1", "c1", "hi", live_updates=False)
+            await sender.publish_inbound(first)
+            answer = await asyncio.wait_for(answers.get(), 15)
+            assert (answer.kind, answer.request_id, answer.content) == ("message", first.request_id,
+                                                                        "Hello from the other replica")
+            assert [m.content for m in await runtime.store.history("api:c1", 10)] == ["hi",
+                                                                                       "Hello from the other replica"]
+
+            upstream.hang()  # the next turn hangs in the model until the client gives up
+            hung = InboundMessage("api", "u1", "c1", "are you there?")
+            await sender.publish_inbound(hung)
+            await upstream.wait_for_requests(2, timeout=15)
+            await sender.publish_inbound(InboundMessage("api", "u1", "c1", "", request_id=hung.request_id,
+                                                        kind="cancel"))
+            await upstream.wait_for_disconnects(1, timeout=15)  # the cancel stopped it on the worker
+            upstream.reply("Still here")
+            after = InboundMessage("api", "u1", "c1", "and now?", live_updates=False)
+            await sender.publish_inbound(after)
+            while (answer := await asyncio.wait_for(answers.get(), 15)).request_id != after.request_id:
+                assert answer.request_id == hung.request_id and answer.kind in ("delta", "progress")
+            assert answer.content == "Still here"
+            # The cancelled turn left nothing in the conversation.
+            assert [m.content for m in await runtime.store.history("api:c1", 10)] == [
+                "hi", "Hello from the other replica", "and now?", "Still here"]
+    finally:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        for bus in (sender, worker):
+            await bus.close()
