@@ -22,6 +22,7 @@ from mofaclaw.bus.events import InboundMessage, OutboundMessage
 from mofaclaw.bus.redis_keys import CANCELLED_TTL_MS, GROUP, PUBLISH_TURN, REPLY, REPLY_MAXLEN, Keys
 from mofaclaw.bus.redis_leader import Leadership
 from mofaclaw.bus.redis_link import BLOCK_MS, Link, Outage, open_client
+from mofaclaw.bus.redis_reclaim import Orphans
 from mofaclaw.bus.redis_turns import Conversations, Finish, waiter
 from mofaclaw.errors import BackendUnavailable, TurnErrorCode
 
@@ -52,6 +53,7 @@ class RedisBus:
         self._reply = self._client.register_script(REPLY)
         self._conversations = Conversations(self._client, self._link, self._keys, self.replica, lease)
         self._leadership = Leadership(self._client, self._link, self._keys, self.replica, lease)
+        self._orphans = Orphans(self._client, self._link, self._keys, self.replica, lease)
         self._outbound: dict[str, asyncio.Queue[OutboundMessage]] = {}
         self._local: asyncio.Queue[InboundMessage] = asyncio.Queue()  # cancels and reclaimed turns
         self._read: asyncio.Task[InboundMessage] | None = None
@@ -302,46 +304,12 @@ class RedisBus:
             await asyncio.sleep(self._lease / 3)
 
     async def _reclaim_once(self) -> None:
-        await self._reclaim_pending()
-        await self._forget_dead_consumers()
+        async for entry_id, fields, owner in self._orphans.claim(self._in_hand):
+            await self._take_over(entry_id, fields, owner)
+        await self._orphans.forget_dead_consumers()
 
-    async def _forget_dead_consumers(self) -> None:
-        """Drop the group's consumers of replicas that are gone and hold nothing, so restarts leave no trail."""
-        with self._link.reaching():
-            consumers = await self._client.xinfo_consumers(self._keys.inbound, GROUP)
-            gone = [c["name"] for c in consumers if not c["pending"] and c["idle"] > self._lease_ms
-                    and c["name"] != self.replica]
-            beats = await self._client.mget([self._keys.replica(name) for name in gone]) if gone else []
-            for name, beat in zip(gone, beats, strict=True):
-                if beat is None:
-                    await self._client.xgroup_delconsumer(self._keys.inbound, GROUP, name)
-
-    async def _reclaim_pending(self) -> None:
-        after = "-"
-        while True:
-            with self._link.reaching():
-                pending = await self._client.xpending_range(self._keys.inbound, GROUP, after, "+", 100,
-                                                            idle=self._lease_ms)
-            if not pending:
-                return
-            owners = sorted({p["consumer"] for p in pending} - {self.replica})
-            with self._link.reaching():
-                beats = await self._client.mget([self._keys.replica(o) for o in owners]) if owners else []
-            alive = {owner for owner, beat in zip(owners, beats, strict=True) if beat is not None}
-            for entry in pending:
-                entry_id, owner = entry["message_id"], entry["consumer"]
-                mine = owner == self.replica
-                if (mine and (entry_id in self._inflight or self._conversations.ending(entry_id))) or \
-                        (not mine and owner in alive):
-                    continue
-                with self._link.reaching():
-                    claimed = await self._client.xclaim(self._keys.inbound, GROUP, self.replica,
-                                                        self._lease_ms, [entry_id])
-                for claimed_id, fields in claimed:
-                    await self._take_over(claimed_id, fields, owner)
-            if len(pending) < 100:
-                return
-            after = f"({pending[-1]['message_id']}"
+    def _in_hand(self, entry_id: str) -> bool:
+        return entry_id in self._inflight or self._conversations.ending(entry_id)
 
     async def _take_over(self, entry_id: str, fields: dict[str, str] | None, owner: str) -> None:
         message = await self._claimed(entry_id, fields)
