@@ -124,7 +124,10 @@ class RedisBus:
             except ResponseError as exc:
                 if "NOGROUP" not in str(exc):
                     raise
-                await self._create_group()  # Redis restarted without its data
+                try:
+                    await self._create_group()  # Redis restarted without its data
+                except BackendUnavailable as lost:
+                    await outage.failed(lost)
                 continue
             outage.ok()
             for _stream, entries in got or ():
@@ -138,8 +141,12 @@ class RedisBus:
             message = decode_inbound((fields or {})["data"])
         except (KeyError, CodecError) as exc:
             log.error("dropping an unreadable turn %s from the stream: %s", entry_id, exc)
+            # Deleted too, so the conversation it queued in sees it gone and moves on.
             with contextlib.suppress(BackendUnavailable), self._link.reaching():
-                await self._client.xack(self._keys.inbound, GROUP, entry_id)
+                async with self._client.pipeline(transaction=True) as pipe:
+                    pipe.xack(self._keys.inbound, GROUP, entry_id)
+                    pipe.xdel(self._keys.inbound, entry_id)
+                    await pipe.execute()
             return None
         self._entries[message.request_id] = entry_id
         self._inflight.add(entry_id)
@@ -315,10 +322,15 @@ class RedisBus:
         message = await self._claimed(entry_id, fields)
         if message is None:
             return
-        with self._link.reaching():
-            started = await self._client.exists(self._keys.started(message.request_id))
+        try:
+            with self._link.reaching():
+                started = await self._client.exists(self._keys.started(message.request_id))
+        except BackendUnavailable:
+            self._entries.pop(message.request_id, None)  # not in hand: the next round takes it again
+            self._inflight.discard(entry_id)
+            raise
         if not started:
-            log.warning("replica %s stopped before it started turn %s; running it here", owner, message.request_id)
+            log.warning("turn %s, claimed by %s, never started; running it here", message.request_id, owner)
             self._local.put_nowait(message)
             return
         # It ran on the dead replica, which committed nothing (its turn never ended): answer the client
