@@ -301,6 +301,31 @@ async def test_one_leader_at_a_time_and_a_dead_leader_is_replaced(cluster: Calla
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def test_a_leader_cut_off_from_redis_stops_leading_and_leads_again_after(
+        cluster: Callable[..., Replica], redis_server: RedisServer) -> None:
+    replica = await cluster().start(serve=False)
+    started: list[str] = []
+    stopped: list[str] = []
+
+    async def work() -> None:
+        started.append("cron")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            stopped.append("cron")
+
+    task = asyncio.create_task(replica.bus.run_as_leader(work))
+    try:
+        await until(lambda: len(started) == 1)
+        redis_server.stop()
+        await until(lambda: len(stopped) == 1)  # it cannot be sure it still leads: cron stops here
+        redis_server.start()
+        await until(lambda: len(started) == 2)  # and comes back without a restart
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def test_redis_down_fails_fast_and_the_bus_recovers(cluster: Callable[..., Replica], redis_server: RedisServer,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     sender = await cluster().start(serve=False)

@@ -216,7 +216,8 @@ class RedisBus:
             tg.create_task(self._reclaim())
 
     async def _heartbeat(self) -> None:
-        outage = Outage(f"replica {self.replica} heartbeat")
+        # Back-off capped at a beat: when Redis returns, this replica is alive again at once.
+        outage = Outage(f"replica {self.replica} heartbeat", cap=min(2.0, self._lease / 3))
         while True:
             try:
                 await self._beat()
@@ -224,6 +225,7 @@ class RedisBus:
                 await self._conversations.renew()
                 await self._conversations.retry_unfinished()
             except BackendUnavailable as exc:
+                self._leadership.unsure()
                 await outage.failed(exc)
                 continue
             outage.ok()

@@ -96,17 +96,18 @@ class Leadership:
         tenure = self._tenure
         if tenure is None or tenure.is_set():
             return
-        try:
-            with self._link.reaching():
-                ours = await self._renew(keys=[self._keys.leader], args=[self._replica, self._ms])
-        except BackendUnavailable:
-            # Unsure whether it still holds: stop leading before the lease could pass to another.
-            if time.monotonic() - self._renewed > self._lease * 2 / 3:
-                tenure.set()
-            raise
+        with self._link.reaching():
+            ours = await self._renew(keys=[self._keys.leader], args=[self._replica, self._ms])
         if ours:
             self._renewed = time.monotonic()
         else:
+            tenure.set()
+
+    def unsure(self) -> None:
+        """The heartbeat cannot reach Redis: once the lease may have passed to another replica (2/3 of
+        it without a renewal, a margin for clocks and delays), stop leading here."""
+        tenure = self._tenure
+        if tenure is not None and not tenure.is_set() and time.monotonic() - self._renewed > self._lease * 2 / 3:
             tenure.set()
 
     @property
