@@ -80,6 +80,14 @@ class Replica:
 
     async def _turn(self, message: InboundMessage) -> None:
         self.entered.add(message.request_id)
+        try:
+            await self._run(message)
+        except BackendUnavailable as exc:  # as the agent loop does: the client is told
+            await self.bus.publish_outbound(OutboundMessage(
+                "api", message.chat_id, str(exc), kind="error", request_id=message.request_id,
+                error_code=TurnErrorCode.BACKEND_UNAVAILABLE, reply_to=message.reply_to))
+
+    async def _run(self, message: InboundMessage) -> None:
         async with self.bus.turn(message) as go:
             if not go:
                 self.refused.append(message.content)
@@ -324,6 +332,23 @@ async def test_a_leader_cut_off_from_redis_stops_leading_and_leads_again_after(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_turn_queued_when_redis_restarts_empty_gets_an_error_not_a_hang(
+        cluster: Callable[..., Replica], redis_server: RedisServer) -> None:
+    ran: list[tuple[str, str]] = []
+    worker = await cluster(ran).start()
+    hanging, queued = turn("hang: holds the conversation"), turn("queued behind it")
+    await worker.bus.publish_inbound(hanging)
+    await worker.bus.publish_inbound(queued)
+    await until(lambda: queued.request_id in worker.entered and len(ran) == 1)
+    redis_server.stop()
+    redis_server.start()  # without its data: the queued turn is gone from Redis
+    answer = await reply(worker)
+    assert (answer.request_id, answer.kind, answer.error_code) == (queued.request_id, "error",
+                                                                   TurnErrorCode.BACKEND_UNAVAILABLE)
+    assert redis_server.password not in answer.content
+    assert [content for _, content in ran] == [hanging.content]
 
 
 async def test_redis_down_fails_fast_and_the_bus_recovers(cluster: Callable[..., Replica], redis_server: RedisServer,

@@ -224,7 +224,7 @@ class RedisBus:
                 await self._leadership.renew()
                 await self._conversations.renew()
                 await self._conversations.retry_unfinished()
-            except BackendUnavailable as exc:
+            except (BackendUnavailable, ResponseError) as exc:
                 self._leadership.unsure()
                 await outage.failed(exc)
                 continue
@@ -303,12 +303,13 @@ class RedisBus:
             try:
                 if self._serving:
                     await self._reclaim_once()
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):  # no group yet: the stream has no turns to take over
+                    await outage.failed(exc)
+                    continue
             except BackendUnavailable as exc:
                 await outage.failed(exc)
                 continue
-            except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
-                    raise
             outage.ok()
             await asyncio.sleep(self._lease / 3)
 

@@ -79,12 +79,14 @@ return member
 # Grants the lease to the head of the queue only, dropping heads that will never take it (a cancelled
 # or acknowledged entry, an agent.ask of a dead replica). A dead replica's claimed entry stays at the
 # head until another replica reclaims it, so the conversation keeps its order. An entry another replica
-# reclaimed meanwhile (this one looked dead) is 'moved': it runs there, not here.
+# reclaimed meanwhile (this one looked dead) is 'moved': it runs there, not here; one pending nowhere
+# (Redis restarted without its data) is 'lost'.
 ACQUIRE = """
 local p, rid = ARGV[4], ARGV[5]
 if rid ~= '' then
-  local claim = redis.call('XPENDING', KEYS[3], ARGV[7], ARGV[8], ARGV[8], 1)[1]
-  if not claim or claim[2] ~= ARGV[9] then return 'moved' end
+  local pending = redis.pcall('XPENDING', KEYS[3], ARGV[7], ARGV[8], ARGV[8], 1)
+  if pending.err or not pending[1] then return 'lost' end
+  if pending[1][2] ~= ARGV[9] then return 'moved' end
   if redis.call('EXISTS', p .. ':cancelled:' .. rid) == 1 then
     redis.call('ZREM', KEYS[2], ARGV[1])
     return 'cancelled'
@@ -122,7 +124,7 @@ local p, rid, id = ARGV[3], ARGV[4], ARGV[5]
 if redis.call('GET', KEYS[1]) == ARGV[2] then redis.call('DEL', KEYS[1]) end
 redis.call('ZREM', KEYS[2], ARGV[1])
 if id ~= '' then
-  redis.call('XACK', KEYS[3], ARGV[6], id)
+  redis.pcall('XACK', KEYS[3], ARGV[6], id)  -- no group: Redis restarted empty, nothing to acknowledge
   redis.call('XDEL', KEYS[3], id)
   redis.call('DEL', p .. ':started:' .. rid, p .. ':cancelled:' .. rid)
 end

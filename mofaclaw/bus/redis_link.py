@@ -76,7 +76,7 @@ class Outage:
         self._cap = cap
         self._delay = 0.0
 
-    async def failed(self, exc: BackendUnavailable) -> None:
+    async def failed(self, exc: Exception) -> None:
         if not self._delay:
             log.warning("%s: %s Retrying.", self._what, exc)
         self._delay = min(self._cap, self._delay * 2 or self._first)

@@ -79,6 +79,9 @@ class Conversations:
             # The client is told the turn failed, so it must never run later: end it once Redis is back.
             self.unfinished[token] = done
             raise
+        if state == "lost":
+            raise BackendUnavailable("Redis lost this turn before it started (it restarted without its data); "
+                                     "send it again.")
         lease_key = self._keys.lease(session)
         if state == "go":
             self.held[lease_key] = token
