@@ -39,15 +39,23 @@ def cluster_config(redis_url: str, dsn: str, prefix: str, extra: str = "") -> st
 
 
 @pytest.fixture
+def prefix() -> str:
+    """The cluster's Redis key namespace: each test its own, on the one redis-server of the run."""
+    return "t" + uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
 def start_cluster(tmp_path: Path, upstream: ScriptedUpstream, redis_server: RedisServer,
-                  postgres_dsn: str) -> Iterator[StartCluster]:
+                  postgres_dsn: str, prefix: str) -> Iterator[StartCluster]:
     """Start n replicas, each with its own home (nothing shared through the file system), all at once."""
-    prefix = "t" + uuid.uuid4().hex[:8]
     started: list[GatewayProcess] = []
 
     def start(n: int = 3, extra: str = "") -> list[GatewayProcess]:
         config = cluster_config(redis_server.url, postgres_dsn, prefix, extra)
-        replicas = [GatewayProcess(tmp_path / f"replica{len(started) + i}", upstream.base_url, config)
+        # A window wider than the tests' conversations: every turn sees the whole history, and no memory
+        # consolidation call joins the upstream's record.
+        env = {"MOFACLAW_AGENTS__DEFAULTS__HISTORY_WINDOW": "200"}
+        replicas = [GatewayProcess(tmp_path / f"replica{len(started) + i}", upstream.base_url, config, env)
                     for i in range(n)]
         started.extend(replicas)
         # Started together, so they race to migrate the fresh database: the lock must make that safe.
@@ -57,8 +65,7 @@ def start_cluster(tmp_path: Path, upstream: ScriptedUpstream, redis_server: Redi
 
     yield start
     for replica in started:
-        if replica.proc is not None and replica.proc.poll() is None:
-            replica.stop()
+        replica.stop()  # a killed one too: its output pipe is closed
 
 
 def ask(replica: GatewayProcess, conversation: str, text: str, **options: object) -> str:
@@ -103,7 +110,7 @@ def test_turns_of_one_conversation_across_replicas_run_one_at_a_time_and_are_all
     assert answers == [f"echo: {t}" for t in texts]
 
     # Serialized: every upstream call saw exactly the turns committed before it (none ran beside another).
-    requests = [body for body, _ in upstream.received]
+    requests = upstream.requests
     assert len(requests) == 30
     for n, body in enumerate(requests):
         history = [m for m in body["messages"] if m["role"] != "system"]
@@ -118,7 +125,7 @@ def test_turns_of_one_conversation_across_replicas_run_one_at_a_time_and_are_all
 
 
 def test_a_replica_killed_mid_turn_leaves_no_half_turn_and_the_others_serve_its_queue(
-    start_cluster: StartCluster, upstream: ScriptedUpstream
+    start_cluster: StartCluster, upstream: ScriptedUpstream, redis_server: RedisServer, prefix: str
 ) -> None:
     replicas = start_cluster(3)
     conversation = new_conversation(replicas[0])
@@ -129,7 +136,7 @@ def test_a_replica_killed_mid_turn_leaves_no_half_turn_and_the_others_serve_its_
         doomed = pool.submit(ask, replicas[1], conversation, "doomed", timeout=60)
         wait_for(lambda: upstream.request_count == 2, what="the doomed turn to reach the upstream")
         queued = [pool.submit(ask, replicas[i % 3], conversation, f"queued {i}", timeout=60) for i in range(3)]
-        runner = replica_running(replicas, upstream)
+        runner = replica_running(replicas, redis_server, prefix)
         runner.proc.send_signal(signal.SIGKILL)  # no cleanup: its claims and leases must time out
         runner.proc.wait(10)
 
@@ -150,54 +157,44 @@ def test_a_replica_killed_mid_turn_leaves_no_half_turn_and_the_others_serve_its_
     assert ask(alive[1], new_conversation(alive[0]), "still serving") == "echo: still serving"
 
 
-def replica_running(replicas: list[GatewayProcess], upstream: ScriptedUpstream) -> GatewayProcess:
-    """The replica whose turn is in the upstream now: the one holding a TCP connection to it."""
-    for replica in replicas:
-        assert replica.proc is not None
-        if upstream.port in _remote_ports(replica.proc.pid):
-            return replica
-    raise AssertionError("no replica holds a connection to the upstream")
+def replica_running(replicas: list[GatewayProcess], redis_server: RedisServer, prefix: str) -> GatewayProcess:
+    """The replica whose turn runs now: the holder of the one conversation lease (its token names the
+    replica, whose name holds its process id)."""
+    with redis_server.client() as client:
+        leases = client.keys(f"{prefix}:conv:*:lease")
+        assert len(leases) == 1, leases
+        token = client.get(leases[0])
+    pid = int(token.split("/")[0].rsplit("-", 2)[1])
+    return next(r for r in replicas if r.proc is not None and r.proc.pid == pid)
 
 
-def _remote_ports(pid: int) -> set[int]:
-    """Remote ports of the process's TCP sockets, from /proc (no ss or psutil needed)."""
-    inodes = set()
-    fds = Path(f"/proc/{pid}/fd")
-    for fd in fds.iterdir():
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inodes.add(target[8:-1])
-    ports = set()
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            if fields[9] in inodes:
-                ports.add(int(fields[2].rsplit(":", 1)[1], 16))
-    return ports
-
-
-def test_cron_fires_once_per_job_across_replicas(
-    start_cluster: StartCluster, upstream: ScriptedUpstream, tmp_path: Path
-) -> None:
+def test_cron_fires_once_per_job_across_replicas(start_cluster: StartCluster, upstream: ScriptedUpstream) -> None:
     replicas = start_cluster(3, extra="[cron]\nenabled = true\n")
     when = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
-    # Added with one replica's config by the CLI: it reaches the cluster through PostgreSQL.
-    added = subprocess.run([sys.executable, "-m", "mofaclaw", "cron", "add", "--name", "once",
-                            "--message", "scheduled hello", "--at", when],
-                           env=replicas[2].env, capture_output=True, text=True, timeout=60)
-    assert added.returncode == 0, added.stderr
-    wait_for(lambda: _cron_ran(replicas[0]), timeout=30, what="the job to run")
-    calls = [b for b, _ in upstream.received if "scheduled hello" in json.dumps(b["messages"])]
-    assert len(calls) == 1
+    # Added with one replica's config by the CLI: they reach the cluster through PostgreSQL.
+    once = cron(replicas[2], "add", "--name", "once", "--message", "scheduled hello", "--at", when).split()[2]
+    every = cron(replicas[2], "add", "--name", "often", "--message", "every second", "--every", "1").split()[2]
+    ran_once, ran_every = f"cron job {once} (once) ran: ok", f"cron job {every} (often) ran: ok"
+    wait_for(lambda: any(ran_once in r.output for r in replicas), timeout=30, what="the one-time job to run")
+    wait_for(lambda: sum(r.output.count(ran_every) for r in replicas) >= 3, timeout=30, what="three runs")
+    cron(replicas[0], "remove", every)
+
+    # Each run happened once, on one replica (the leader): no other replica ran a copy.
+    assert sum(r.output.count(ran_once) for r in replicas) == 1
+    runs = [r.output.count(ran_every) for r in replicas]
+    assert sorted(runs)[:2] == [0, 0]
+    calls = [json.dumps(b["messages"]) for b in upstream.requests]
+    assert sum("scheduled hello" in c for c in calls) == 1
+    assert sum("every second" in c for c in calls) in (sum(runs), sum(runs) + 1)  # + one still running
+    # The finished one-time job is gone for every replica's config: one shared job table.
+    assert "No scheduled jobs." in cron(replicas[1], "list", "--all")
 
 
-def _cron_ran(replica: GatewayProcess) -> bool:
-    listed = subprocess.run([sys.executable, "-m", "mofaclaw", "cron", "list", "--all"], env=replica.env,
-                            capture_output=True, text=True, timeout=60)
-    return "ok" in listed.stdout
+def cron(replica: GatewayProcess, *args: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "mofaclaw", "cron", *args], env=replica.env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def test_redis_lost_is_a_503_within_seconds_and_the_replicas_heal(
@@ -234,8 +231,8 @@ def test_an_unreachable_backend_at_start_is_one_line_and_exit_2(tmp_path: Path) 
                             env={**os.environ, "MOFACLAW_HOME": str(home)}, capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(errors) == 1 and "error:" in errors[0] and "127.0.0.1:1" in errors[0], result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Redis at redis://127.0.0.1:1/0 cannot be reached" in errors[0], result.stderr
     assert "hunter2" not in result.stderr + result.stdout and "Traceback" not in result.stderr
 
 
