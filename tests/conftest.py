@@ -10,6 +10,9 @@ import pytest
 from gateway_harness import GatewayProcess
 from upstream import ScriptedUpstream
 
+# Real redis-server and PostgreSQL for the cluster's tests (each starts once per run, when first asked for).
+pytest_plugins = ("redis_server", "postgres_server")
+
 
 @pytest.fixture(autouse=True)
 def mofaclaw_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

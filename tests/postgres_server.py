@@ -1,7 +1,6 @@
 """A real PostgreSQL server for the tests, from Debian's binaries, in a temporary directory; a fresh database per test.
 
-Test modules import the fixtures they use, each aliased to itself (so ruff sees the import is meant, and the
-test's parameter of that name is no redefinition): `from postgres_server import postgres_dsn as postgres_dsn`.
+tests/conftest.py loads this module as a plugin, so any test can ask for `postgres_server` or `postgres_dsn`.
 """
 
 from __future__ import annotations

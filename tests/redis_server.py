@@ -1,6 +1,6 @@
 """A real redis-server for the tests: on a free loopback port, in a temporary directory, with a password.
 
-A test module that uses them says `pytest_plugins = ("redis_server",)`.
+tests/conftest.py loads this module as a plugin, so any test can ask for the fixtures.
 `redis_server` is one server for the whole run (stop() and start() it again on the same port to test an
 outage); `redis_url` makes sure it runs and flushes it before each test."""
 

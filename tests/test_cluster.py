@@ -21,10 +21,7 @@ import openai
 import pytest
 from gateway_harness import GatewayProcess
 from postgres_server import PostgresServer
-from postgres_server import postgres_dsn as postgres_dsn
-from postgres_server import postgres_server as postgres_server
 from redis_server import RedisServer
-from redis_server import redis_server as redis_server
 from upstream import Hang, ScriptedUpstream
 
 LEASE = 2.0  # seconds: a dead replica's claims and leases pass on after this (short, for the tests)

@@ -13,8 +13,6 @@ from urllib.parse import urlsplit
 import pytest
 from manual_clock import ManualClock
 from postgres_server import PASSWORD, PostgresServer
-from postgres_server import postgres_dsn as postgres_dsn
-from postgres_server import postgres_server as postgres_server
 
 from mofaclaw.bus.events import InboundMessage
 from mofaclaw.bus.memory import InMemoryBus

@@ -9,8 +9,6 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 from postgres_server import PASSWORD, PostgresServer
-from postgres_server import postgres_dsn as postgres_dsn
-from postgres_server import postgres_server as postgres_server
 
 from mofaclaw.errors import BackendUnavailable, ConfigError
 from mofaclaw.session.pg_migrations import MIGRATIONS

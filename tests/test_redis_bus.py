@@ -27,7 +27,6 @@ from mofaclaw.bus.redis import DIED_MID_TURN, RedisBus  # noqa: E402
 if TYPE_CHECKING:
     from redis_server import RedisServer
 
-pytest_plugins = ("redis_server",)  # the fixtures redis_server and redis_url
 
 LEASE = 1.0  # seconds: a dead replica's turns and leases pass on within about this long
 

@@ -7,8 +7,6 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from postgres_server import postgres_dsn as postgres_dsn
-from postgres_server import postgres_server as postgres_server
 
 from mofaclaw.session.base import SessionStore
 from mofaclaw.session.postgres import PostgresSessionStore
