@@ -44,12 +44,16 @@ class OpenAICompatProvider:
                     f"no API key for provider '{s.name}': set {s.key_env or 'an API key'} "
                     f"or providers.{s.name}.api_key in the config"
                 )
+            timeout = httpx.Timeout(s.timeout, connect=min(s.timeout, 10.0))
             self._client = openai.AsyncOpenAI(
                 api_key=s.api_key or "not-needed",
                 base_url=s.api_base,
-                timeout=httpx.Timeout(s.timeout, connect=min(s.timeout, 10.0)),
+                timeout=timeout,
                 max_retries=s.max_retries,
                 default_headers=dict(s.extra_headers) or None,
+                # The SDK's aiohttp transport: httpcore's pool inspects every pooled connection's socket
+                # on each request, which made the HTTP client ~half of a turn's CPU (bench/README.md).
+                http_client=openai.DefaultAioHttpClient(timeout=timeout),
             )
         return self._client
 
