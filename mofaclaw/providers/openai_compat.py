@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -33,8 +34,8 @@ class OpenAICompatProvider:
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
         self._client: openai.AsyncOpenAI | None = None
-        # The wire form of the last tool list seen: the agent sends the same tuple every call.
-        self._tools_cache: tuple[Sequence[ToolSpec], list[dict[str, Any]]] | None = None
+        # The wire form of the last tool list seen, as JSON: the agent sends the same tuple every call.
+        self._tools_cache: tuple[Sequence[ToolSpec], bytes] | None = None
 
     def _get_client(self) -> openai.AsyncOpenAI:
         if self._client is None:
@@ -57,11 +58,11 @@ class OpenAICompatProvider:
             )
         return self._client
 
-    def _wire_tools(self, tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
+    def _wire_tools(self, tools: Sequence[ToolSpec]) -> bytes:
         if self._tools_cache is None or self._tools_cache[0] is not tools:
             wire = [{"type": "function", "function": {"name": t.name, "description": t.description,
                                                       "parameters": t.parameters}} for t in tools]
-            self._tools_cache = (tools, wire)
+            self._tools_cache = (tools, _dumps(wire) if wire else b"")
         return self._tools_cache[1]
 
     async def aclose(self) -> None:
@@ -75,9 +76,10 @@ class OpenAICompatProvider:
             # client.post rather than chat.completions.create: create() first walks the whole body
             # through the SDK's TypedDict transform, which costs more than the HTTP call itself for a
             # prompt with tool schemas (measured 5.5 ms -> 2.4 ms per call). And chunks come as plain
-            # JSON (cast_to=object) instead of a pydantic model built per chunk. Retries, errors and
-            # the SSE framing are the SDK's either way.
-            response = await client.post("/chat/completions", body=body, cast_to=object,
+            # JSON (cast_to=object) instead of a pydantic model built per chunk. The body goes as JSON
+            # bytes with the tool schemas (most of it) encoded once. Retries, errors and the SSE
+            # framing are the SDK's either way.
+            response = await client.post("/chat/completions", content=body, cast_to=object,
                                          stream=True, stream_cls=openai.AsyncStream[object])
             async with response:
                 async for event in _events(response):
@@ -99,7 +101,13 @@ class OpenAICompatProvider:
             raise ProviderError(f"provider '{self.settings.name}' failed: {exc.message}") from None
 
 
-def _request_body(request: ChatRequest, tools: list[dict[str, Any]]) -> dict[str, Any]:
+def _dumps(value: Any) -> bytes:
+    # What the SDK itself would send (its openapi_dumps): compact, UTF-8, no NaN.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _request_body(request: ChatRequest, tools: bytes) -> bytes:
+    """The request's JSON; `tools` is the tool list already encoded, spliced in as it is."""
     opts = request.options
     kwargs: dict[str, Any] = {
         "model": request.model,
@@ -108,7 +116,6 @@ def _request_body(request: ChatRequest, tools: list[dict[str, Any]]) -> dict[str
         "stream_options": {"include_usage": True},
     }
     if tools:
-        kwargs["tools"] = tools
         if request.tool_choice is not None:
             kwargs["tool_choice"] = request.tool_choice
         if request.parallel_tool_calls is not None:
@@ -121,7 +128,8 @@ def _request_body(request: ChatRequest, tools: list[dict[str, Any]]) -> dict[str
         kwargs["max_tokens"] = opts.max_tokens
     if opts.stop:
         kwargs["stop"] = list(opts.stop)
-    return kwargs
+    body = _dumps(kwargs)
+    return b'{"tools":' + tools + b"," + body[1:] if tools else body
 
 
 async def _events(response: Any) -> AsyncIterator[StreamEvent]:
