@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import httpx
 import openai
 
 from mofaclaw.errors import ProviderError, ProviderTimeout
@@ -45,7 +44,7 @@ class OpenAICompatProvider:
                     f"no API key for provider '{s.name}': set {s.key_env or 'an API key'} "
                     f"or providers.{s.name}.api_key in the config"
                 )
-            timeout = httpx.Timeout(s.timeout, connect=min(s.timeout, 10.0))
+            timeout = openai.Timeout(s.timeout, connect=min(s.timeout, 10.0))
             self._client = openai.AsyncOpenAI(
                 api_key=s.api_key or "not-needed",
                 base_url=s.api_base,
@@ -54,7 +53,9 @@ class OpenAICompatProvider:
                 default_headers=dict(s.extra_headers) or None,
                 # The SDK's aiohttp transport: httpcore's pool inspects every pooled connection's socket
                 # on each request, which made the HTTP client ~half of a turn's CPU (bench/README.md).
-                http_client=openai.DefaultAioHttpClient(timeout=timeout),
+                # HTTP(S)_PROXY / NO_PROXY still apply: the SDK's httpx2 client picks the proxy per URL
+                # from the environment (trust_env) and hands it to the aiohttp transport it mounts.
+                http_client=openai.DefaultAioHttpClient(timeout=timeout, trust_env=True),
             )
         return self._client
 
@@ -84,7 +85,9 @@ class OpenAICompatProvider:
             async with response:
                 async for event in _events(response):
                     yield event
-        except openai.APITimeoutError:
+        except openai.APITimeoutError as exc:
+            if (failure := _connection_failure(exc)) is not None:
+                raise self._unreachable(failure) from None
             raise ProviderTimeout(
                 f"provider '{self.settings.name}' did not answer within {self.settings.timeout:g}s"
             ) from None
@@ -94,11 +97,26 @@ class OpenAICompatProvider:
                 status=exc.status_code,
             ) from None
         except openai.APIConnectionError as exc:
-            raise ProviderError(
-                f"cannot reach provider '{self.settings.name}' at {self.settings.api_base}: {exc.__cause__ or exc}"
-            ) from None
+            raise self._unreachable(exc.__cause__ or exc) from None
         except openai.APIError as exc:
             raise ProviderError(f"provider '{self.settings.name}' failed: {exc.message}") from None
+
+    def _unreachable(self, cause: BaseException) -> ProviderError:
+        return ProviderError(f"cannot reach provider '{self.settings.name}' at {self.settings.api_base}: {cause}")
+
+
+def _connection_failure(exc: BaseException) -> BaseException | None:
+    """The aiohttp error under a "timeout" that was none: the transport maps every aiohttp connection
+    error, a refused connection too, to ConnectTimeout, and a user must not wait out a timeout message
+    for a provider that is down."""
+    import aiohttp  # loaded with the transport already
+
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectionError):
+            return None if isinstance(cause, TimeoutError) else cause
+        cause = cause.__cause__
+    return None
 
 
 def _dumps(value: Any) -> bytes:
