@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Coroutine
 from typing import Annotated, Any
@@ -57,6 +56,8 @@ def gateway(
 def _run(main: Coroutine[Any, Any, None]) -> None:
     """uvloop when installed (it comes with uvicorn[standard]): the whole gateway, agent loop included,
     runs on one event loop, and uvloop's costs less per request than asyncio's default one."""
+    import asyncio  # here, not at the top: `mofaclaw --help` never needs it
+
     try:
         import uvloop
     except ImportError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated
 
@@ -20,12 +19,17 @@ def _store():  # type: ignore[no-untyped-def]
     return SQLiteSessionStore(paths.sessions_db())
 
 
-async def _with_store(work):  # type: ignore[no-untyped-def]
-    store = _store()
-    try:
-        return await work(store)
-    finally:
-        await store.close()
+def _on_store(work):  # type: ignore[no-untyped-def]
+    import asyncio  # here, not at the top: `mofaclaw --help` never needs it
+
+    async def run():  # type: ignore[no-untyped-def]
+        store = _store()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
 @sessions_app.command("list")
@@ -34,22 +38,22 @@ def list_sessions(config: ConfigOption = None) -> None:
     from rich.table import Table
 
     load(config)
-    infos = asyncio.run(_with_store(lambda s: s.list_sessions()))
+    infos = _on_store(lambda s: s.list_sessions())
     if not infos:
-        console.print("No conversations yet.")
+        console().print("No conversations yet.")
         return
     table = Table("Key", "Messages", "Last activity")
     for info in infos:
         table.add_row(info.key, str(info.message_count),
                       datetime.fromtimestamp(info.updated_at).strftime("%Y-%m-%d %H:%M"))
-    console.print(table)
+    console().print(table)
 
 
 @sessions_app.command("show")
 def show(key: str, config: ConfigOption = None) -> None:
     """Print one conversation."""
     load(config)
-    stored = asyncio.run(_with_store(lambda s: s.messages(key)))
+    stored = _on_store(lambda s: s.messages(key))
     if not stored:
         fail(f"no conversation named {key!r} (see: mofaclaw sessions list)")
     for item in stored:
@@ -57,9 +61,9 @@ def show(key: str, config: ConfigOption = None) -> None:
         when = datetime.fromtimestamp(item.created_at).strftime("%Y-%m-%d %H:%M")
         if m.tool_calls:
             calls = ", ".join(f"{c.name}({c.arguments})" for c in m.tool_calls)
-            console.print(f"[dim]{when}[/] [bold]{m.role}[/] → {calls}", highlight=False)
+            console().print(f"[dim]{when}[/] [bold]{m.role}[/] → {calls}", highlight=False)
         if m.content:
-            console.print(f"[dim]{when}[/] [bold]{m.role}[/]: {m.content}", highlight=False)
+            console().print(f"[dim]{when}[/] [bold]{m.role}[/]: {m.content}", highlight=False)
 
 
 @sessions_app.command("delete")
@@ -72,9 +76,9 @@ def delete(
     load(config)
     if not yes and not typer.confirm(f"Delete conversation {key!r}?"):
         raise typer.Exit(1)
-    if not asyncio.run(_with_store(lambda s: s.delete(key))):
+    if not _on_store(lambda s: s.delete(key)):
         fail(f"no conversation named {key!r}")
-    console.print(f"Deleted {key}.")
+    console().print(f"Deleted {key}.")
 
 
 def register(app: typer.Typer) -> None:

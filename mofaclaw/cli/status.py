@@ -66,7 +66,7 @@ def status(config: ConfigOption = None) -> None:
     if cfg.channels.telegram.enabled:
         table.add_row("Telegram", _telegram_line(cfg.channels.telegram.bot_token()))
     table.add_row("Heartbeat", f"every {cfg.heartbeat.interval:g}s" if cfg.heartbeat.enabled else "off")
-    console.print(table)
+    console().print(table)
 
 
 def _telegram_line(token: str) -> str:
