@@ -22,6 +22,16 @@ ConfigOption = Annotated[
 ]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")]
 
+# Help as click prints it, not typer's rich panels: typer.rich_utils imports rich, rich.markdown
+# (markdown-it) and rich.traceback (pygments) to draw them, ~45% of `mofaclaw --help` (bench/README.md).
+HELP_MARKUP = None
+
+
+def command_group(help: str, short_help: str | None = None) -> typer.Typer:
+    """A sub-command group (`mofaclaw cron ...`): help when run bare, plain help like the root's.
+    `short_help` is its line in `mofaclaw --help` when `help` is too long for it (click cuts at ~64)."""
+    return typer.Typer(help=help, short_help=short_help, no_args_is_help=True, rich_markup_mode=HELP_MARKUP)
+
 
 # Made on first use: `mofaclaw gateway` never prints through rich unless it fails, and rich.console is
 # ~5 MB and ~40 ms of imports it would otherwise carry.

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 
-from mofaclaw.cli.common import ConfigOption, VerboseOption, console, fail, load, setup_logging
+from mofaclaw.cli.common import ConfigOption, VerboseOption, command_group, console, fail, load, setup_logging
 
 if TYPE_CHECKING:
     from mofaclaw.bus.events import InboundMessage
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 JobIdArgument = Annotated[str, typer.Argument(help="The job's id (see: mofaclaw cron list --all).")]
 
-cron_app = typer.Typer(help="Scheduled jobs: list, add, remove, enable, run now.", no_args_is_help=True)
+cron_app = command_group("Scheduled jobs: list, add, remove, enable, run now.")
 
 
 def _store() -> CronStore:
@@ -169,7 +169,7 @@ def enable(
         console().print(f"Enabled job {job_id}; next run {_when(job.next_run, _zone(cfg))}.", highlight=False)
 
 
-@cron_app.command("run")
+@cron_app.command("run", short_help="Run a job once, now, and print its answer.")
 def run(job_id: JobIdArgument, config: ConfigOption = None, verbose: VerboseOption = False) -> None:
     """Run a job once, now, and print its answer (its schedule stays as it is)."""
     cfg, _ = load(config)

@@ -67,4 +67,4 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(gateway)
+    app.command(short_help="Run the agent with its channels, services and the API on /v1.")(gateway)

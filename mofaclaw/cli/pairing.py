@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mofaclaw.cli.common import console, fail
+from mofaclaw.cli.common import command_group, console, fail
 
 if TYPE_CHECKING:
     from mofaclaw.channels.pairing import PairingStore
 
-pairing_app = typer.Typer(help="Admit people who asked for access on a chat channel (deny by default).",
-                          no_args_is_help=True)
+pairing_app = command_group("Admit people who asked for access on a chat channel (deny by default).",
+                            short_help="Admit people who asked for access on a chat channel.")
 
 
 def _store() -> PairingStore:

@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from mofaclaw.cli.common import ConfigOption, console, fail, load
+from mofaclaw.cli.common import ConfigOption, command_group, console, fail, load
 
-sessions_app = typer.Typer(help="List, show and delete conversations.", no_args_is_help=True)
+sessions_app = command_group("List, show and delete conversations.")
 
 
 def _store():  # type: ignore[no-untyped-def]

@@ -83,4 +83,4 @@ def _telegram_line(token: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(status)
+    app.command(short_help="Show config, paths, model, providers, gateway and channels.")(status)
