@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import openai
 
 from mofaclaw.errors import ProviderError, ProviderTimeout
 from mofaclaw.providers.base import (
@@ -19,9 +21,6 @@ from mofaclaw.providers.base import (
 )
 from mofaclaw.providers.settings import ProviderSettings
 from mofaclaw.types import ToolCall, ToolSpec, Usage
-
-if TYPE_CHECKING:
-    import openai
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +38,6 @@ class OpenAICompatProvider:
 
     def _get_client(self) -> openai.AsyncOpenAI:
         if self._client is None:
-            # The SDK is imported by the first call, not with the gateway: with its HTTP stack it is
-            # ~22 MB and ~0.3 s of start-up that a gateway waiting for its first message does not need.
-            import openai
-
             s = self.settings
             if not s.api_key and s.needs_key:
                 raise ProviderError(
@@ -77,8 +72,6 @@ class OpenAICompatProvider:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         client = self._get_client()
-        import openai  # loaded by _get_client: a lookup in sys.modules from here on
-
         body = _request_body(request, self._wire_tools(request.tools))
         try:
             # client.post rather than chat.completions.create: create() first walks the whole body
