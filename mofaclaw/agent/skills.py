@@ -8,8 +8,6 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from mofaclaw.agent.tools.workspace_files import WorkspaceFiles
 from mofaclaw.templates import templates_root
 
@@ -36,6 +34,8 @@ def parse_skill(text: str, path: str, fallback_name: str) -> Skill:
     if text.startswith("---"):
         head, sep, rest = text[3:].partition("\n---")
         if sep:
+            import yaml  # here: a gateway reads its skills on the first turn, not at start (~1 MB)
+
             try:
                 loaded = yaml.safe_load(head)
                 meta = loaded if isinstance(loaded, dict) else {}

@@ -46,7 +46,7 @@ def agent(
         if not text.strip():
             fail("the message is empty", code=2)
         for warning in runtime.warnings:  # the interactive chat shows them in its header
-            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+            err_console().print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
         ok = asyncio.run(_one_shot(runtime, text, session))
         raise typer.Exit(0 if ok else 1)
     from mofaclaw.cli.chat import ChatSession
@@ -73,7 +73,7 @@ async def _one_shot(runtime: Runtime, text: str, session: str) -> bool:
         except TurnFailed as exc:
             if streamed:
                 sys.stdout.write("\n")
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err_console().print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             return False
         finally:
             reply.close()

@@ -8,6 +8,7 @@ import typer
 
 from mofaclaw import __version__
 from mofaclaw.cli import agent, cron, gateway, mcp, onboard, pairing, sessions, status
+from mofaclaw.cli.common import HELP_MARKUP
 
 app = typer.Typer(
     name="mofaclaw",
@@ -15,6 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=HELP_MARKUP,
 )
 
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import logging
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 
 from mofaclaw.errors import ConfigError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from mofaclaw.config.models import Config
 
 ConfigOption = Annotated[
@@ -20,13 +22,36 @@ ConfigOption = Annotated[
 ]
 VerboseOption = Annotated[bool, typer.Option("--verbose", "-v", help="Log debug details.")]
 
-console = Console()
-err_console = Console(stderr=True)
+# Help as click prints it, not typer's rich panels: typer.rich_utils imports rich, rich.markdown
+# (markdown-it) and rich.traceback (pygments) to draw them, ~45% of `mofaclaw --help` (bench/README.md).
+HELP_MARKUP = None
+
+
+def command_group(help: str, short_help: str | None = None) -> typer.Typer:
+    """A sub-command group (`mofaclaw cron ...`): help when run bare, plain help like the root's.
+    `short_help` is its line in `mofaclaw --help` when `help` is too long for it (click cuts at ~64)."""
+    return typer.Typer(help=help, short_help=short_help, no_args_is_help=True, rich_markup_mode=HELP_MARKUP)
+
+
+# Made on first use: `mofaclaw gateway` never prints through rich unless it fails, and rich.console is
+# ~5 MB and ~40 ms of imports it would otherwise carry.
+@cache
+def console() -> Console:
+    from rich.console import Console
+
+    return Console()
+
+
+@cache
+def err_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """One clear line on stderr and a non-zero exit: never a traceback."""
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err_console().print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import typer
 
-from mofaclaw.cli.common import ConfigOption, VerboseOption, console, fail, load, setup_logging
+from mofaclaw.cli.common import ConfigOption, VerboseOption, command_group, console, fail, load, setup_logging
 
 if TYPE_CHECKING:
     from mofaclaw.bus.events import InboundMessage
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 JobIdArgument = Annotated[str, typer.Argument(help="The job's id (see: mofaclaw cron list --all).")]
 
-cron_app = typer.Typer(help="Scheduled jobs: list, add, remove, enable, run now.", no_args_is_help=True)
+cron_app = command_group("Scheduled jobs: list, add, remove, enable, run now.")
 
 
 def _store(cfg: Config) -> CronJobStore:
@@ -87,13 +87,13 @@ def list_jobs(
     shown = [j for j in jobs if all_ or j.enabled]
     if not shown:
         hidden = len(jobs) - len(shown)
-        console.print("No scheduled jobs." + (f" ({hidden} disabled: mofaclaw cron list --all)" if hidden else ""))
+        console().print("No scheduled jobs." + (f" ({hidden} disabled: mofaclaw cron list --all)" if hidden else ""))
         return
     table = Table("ID", "Name", "Schedule", "Next run", "Last status")
     for job in shown:
         next_run = _when(job.next_run, tz) if job.enabled else "disabled"
         table.add_row(job.id, job.name, job.schedule.describe(tz), next_run, _last_status(job, tz))
-    console.print(table)
+    console().print(table)
 
 
 @cron_app.command("add")
@@ -133,7 +133,7 @@ def add(
     store = _store(cfg)
     _guarded(lambda: store.add(job))
     shown_tz = _zone(cfg)
-    console.print(
+    console().print(
         f"Added job {job.id} '{job.name}': {schedule.describe(shown_tz)}; next run {_when(job.next_run, shown_tz)}",
         highlight=False,
         soft_wrap=True,
@@ -147,7 +147,7 @@ def remove(job_id: JobIdArgument, config: ConfigOption = None) -> None:
     store = _store(cfg)
     if not _guarded(lambda: store.remove(job_id)):
         _no_such_job(job_id)
-    console.print(f"Removed job {job_id}.", highlight=False)
+    console().print(f"Removed job {job_id}.", highlight=False)
 
 
 @cron_app.command("enable")
@@ -163,14 +163,14 @@ def enable(
     if job is None:
         _no_such_job(job_id)
     elif disable:
-        console.print(f"Disabled job {job_id}.", highlight=False)
+        console().print(f"Disabled job {job_id}.", highlight=False)
     elif job.next_run is None:
-        console.print(f"Enabled job {job_id}, but its time has passed: it will not run again.", highlight=False)
+        console().print(f"Enabled job {job_id}, but its time has passed: it will not run again.", highlight=False)
     else:
-        console.print(f"Enabled job {job_id}; next run {_when(job.next_run, _zone(cfg))}.", highlight=False)
+        console().print(f"Enabled job {job_id}; next run {_when(job.next_run, _zone(cfg))}.", highlight=False)
 
 
-@cron_app.command("run")
+@cron_app.command("run", short_help="Run a job once, now, and print its answer.")
 def run(job_id: JobIdArgument, config: ConfigOption = None, verbose: VerboseOption = False) -> None:
     """Run a job once, now, and print its answer (its schedule stays as it is)."""
     cfg, _ = load(config)
@@ -203,7 +203,7 @@ def run(job_id: JobIdArgument, config: ConfigOption = None, verbose: VerboseOpti
     _guarded(lambda: store.update(job_id, lambda j: record_run(j, started, error)))
     if error is not None:
         fail(f"job {job_id} failed: {error}")
-    console.print(answer, highlight=False, markup=False)
+    console().print(answer, highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:

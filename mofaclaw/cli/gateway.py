@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Coroutine
 from typing import Annotated, Any
@@ -60,6 +59,8 @@ def gateway(
 def _run(main: Coroutine[Any, Any, None]) -> None:
     """uvloop when installed (it comes with uvicorn[standard]): the whole gateway, agent loop included,
     runs on one event loop, and uvloop's costs less per request than asyncio's default one."""
+    import asyncio  # here, not at the top: `mofaclaw --help` never needs it
+
     try:
         import uvloop
     except ImportError:
@@ -69,4 +70,4 @@ def _run(main: Coroutine[Any, Any, None]) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(gateway)
+    app.command(short_help="Run the agent with its channels, services and the API on /v1.")(gateway)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from mofaclaw.cli.common import ConfigOption, VerboseOption, fail, load, setup_logging
+from mofaclaw.cli.common import ConfigOption, VerboseOption, command_group, fail, load, setup_logging
 
-app = typer.Typer(help="MCP: the servers whose tools the agent uses, and the agent as an MCP server.",
-                  no_args_is_help=True)
+app = command_group("MCP: the servers whose tools the agent uses, and the agent as an MCP server.",
+                    short_help="MCP: the agent's tool servers, and the agent as one.")
 
 
 @app.command("list")

@@ -41,10 +41,10 @@ def onboard(
     (workspace / "skills").mkdir(parents=True, exist_ok=True)
 
     for path in created:
-        console.print(f"[green]created[/] {path}")
+        console().print(f"[green]created[/] {path}")
     if not created:
-        console.print("Nothing to do: everything exists already (use --force to reset files to the templates).")
-    console.print(f"\nConfig: {config_file}\nWorkspace: {workspace}\n"
+        console().print("Nothing to do: everything exists already (use --force to reset files to the templates).")
+    console().print(f"\nConfig: {config_file}\nWorkspace: {workspace}\n"
                   "Next: set a model and key in the config, or run [bold]mofaclaw agent[/] with the local model.")
 
 

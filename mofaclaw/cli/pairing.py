@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from mofaclaw.cli.common import console, fail
+from mofaclaw.cli.common import command_group, console, fail
 
 if TYPE_CHECKING:
     from mofaclaw.channels.pairing import PairingStore
 
-pairing_app = typer.Typer(help="Admit people who asked for access on a chat channel (deny by default).",
-                          no_args_is_help=True)
+pairing_app = command_group("Admit people who asked for access on a chat channel (deny by default).",
+                            short_help="Admit people who asked for access on a chat channel.")
 
 
 def _store() -> PairingStore:
@@ -42,7 +42,7 @@ def list_pairings() -> None:
     store = _store()
     pending, approved = store.pending(), store.approved()
     if not pending and not approved:
-        console.print("No pairing requests and nobody approved yet.")
+        console().print("No pairing requests and nobody approved yet.")
         return
     table = Table(show_header=True)
     for column in ("Status", "Channel", "Sender", "Code", "When"):
@@ -51,7 +51,7 @@ def list_pairings() -> None:
         table.add_row("pending", p.channel, p.who, p.code, _ago(p.since))
     for p in approved:
         table.add_row("approved", p.channel, p.who, "", _ago(p.since))
-    console.print(table)
+    console().print(table)
 
 
 @pairing_app.command()
@@ -60,7 +60,7 @@ def approve(code: Annotated[str, typer.Argument(help="The code the sender was gi
     pairing = _store().approve(code)
     if pairing is None:
         fail(f"no pending pairing with code {code!r} (codes expire after an hour; see `mofaclaw pairing list`)")
-    console.print(f"Approved {pairing.channel} sender {pairing.who}.", highlight=False)
+    console().print(f"Approved {pairing.channel} sender {pairing.who}.", highlight=False)
 
 
 @pairing_app.command()
@@ -73,7 +73,7 @@ def revoke(
     if not removed:
         fail(f"no approved sender {sender!r}{f' on {channel}' if channel else ''} (see `mofaclaw pairing list`)")
     for p in removed:
-        console.print(f"Revoked {p.channel} sender {p.who}.", highlight=False)
+        console().print(f"Revoked {p.channel} sender {p.who}.", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -75,7 +75,7 @@ def status(config: ConfigOption = None) -> None:
     from mofaclaw.backends import describe_store
 
     table.add_row("Sessions", describe_store(cfg.session, paths.mofaclaw_home()))
-    console.print(table)
+    console().print(table)
 
 
 def _bus_line(cfg: Config) -> str:
@@ -92,8 +92,7 @@ def _bus_line(cfg: Config) -> str:
 
     async def ask() -> str:
         bus = make_bus(cfg.bus)
-        try:
-            await bus.connect()
+        try:  # no connect(): that would count this command among the replicas
             status = await bus.status()
         finally:
             await bus.close()
@@ -120,4 +119,4 @@ def _telegram_line(token: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(status)
+    app.command(short_help="Show config, paths, model, providers, gateway and channels.")(status)

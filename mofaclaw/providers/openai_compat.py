@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import httpx
 import openai
 
 from mofaclaw.errors import ProviderError, ProviderTimeout
@@ -33,8 +33,8 @@ class OpenAICompatProvider:
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
         self._client: openai.AsyncOpenAI | None = None
-        # The wire form of the last tool list seen: the agent sends the same tuple every call.
-        self._tools_cache: tuple[Sequence[ToolSpec], list[dict[str, Any]]] | None = None
+        # The wire form of the last tool list seen, as JSON: the agent sends the same tuple every call.
+        self._tools_cache: tuple[Sequence[ToolSpec], bytes] | None = None
 
     def _get_client(self) -> openai.AsyncOpenAI:
         if self._client is None:
@@ -44,20 +44,26 @@ class OpenAICompatProvider:
                     f"no API key for provider '{s.name}': set {s.key_env or 'an API key'} "
                     f"or providers.{s.name}.api_key in the config"
                 )
+            timeout = openai.Timeout(s.timeout, connect=min(s.timeout, 10.0))
             self._client = openai.AsyncOpenAI(
                 api_key=s.api_key or "not-needed",
                 base_url=s.api_base,
-                timeout=httpx.Timeout(s.timeout, connect=min(s.timeout, 10.0)),
+                timeout=timeout,
                 max_retries=s.max_retries,
                 default_headers=dict(s.extra_headers) or None,
+                # The SDK's aiohttp transport: httpcore's pool inspects every pooled connection's socket
+                # on each request, which made the HTTP client ~half of a turn's CPU (bench/README.md).
+                # HTTP(S)_PROXY / NO_PROXY still apply: the SDK's httpx2 client picks the proxy per URL
+                # from the environment (trust_env) and hands it to the aiohttp transport it mounts.
+                http_client=openai.DefaultAioHttpClient(timeout=timeout, trust_env=True),
             )
         return self._client
 
-    def _wire_tools(self, tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
+    def _wire_tools(self, tools: Sequence[ToolSpec]) -> bytes:
         if self._tools_cache is None or self._tools_cache[0] is not tools:
             wire = [{"type": "function", "function": {"name": t.name, "description": t.description,
                                                       "parameters": t.parameters}} for t in tools]
-            self._tools_cache = (tools, wire)
+            self._tools_cache = (tools, _dumps(wire) if wire else b"")
         return self._tools_cache[1]
 
     async def aclose(self) -> None:
@@ -71,14 +77,17 @@ class OpenAICompatProvider:
             # client.post rather than chat.completions.create: create() first walks the whole body
             # through the SDK's TypedDict transform, which costs more than the HTTP call itself for a
             # prompt with tool schemas (measured 5.5 ms -> 2.4 ms per call). And chunks come as plain
-            # JSON (cast_to=object) instead of a pydantic model built per chunk. Retries, errors and
-            # the SSE framing are the SDK's either way.
-            response = await client.post("/chat/completions", body=body, cast_to=object,
+            # JSON (cast_to=object) instead of a pydantic model built per chunk. The body goes as JSON
+            # bytes with the tool schemas (most of it) encoded once. Retries, errors and the SSE
+            # framing are the SDK's either way.
+            response = await client.post("/chat/completions", content=body, cast_to=object,
                                          stream=True, stream_cls=openai.AsyncStream[object])
             async with response:
                 async for event in _events(response):
                     yield event
-        except openai.APITimeoutError:
+        except openai.APITimeoutError as exc:
+            if (failure := _connection_failure(exc)) is not None:
+                raise self._unreachable(failure) from None
             raise ProviderTimeout(
                 f"provider '{self.settings.name}' did not answer within {self.settings.timeout:g}s"
             ) from None
@@ -88,14 +97,35 @@ class OpenAICompatProvider:
                 status=exc.status_code,
             ) from None
         except openai.APIConnectionError as exc:
-            raise ProviderError(
-                f"cannot reach provider '{self.settings.name}' at {self.settings.api_base}: {exc.__cause__ or exc}"
-            ) from None
+            raise self._unreachable(exc.__cause__ or exc) from None
         except openai.APIError as exc:
             raise ProviderError(f"provider '{self.settings.name}' failed: {exc.message}") from None
 
+    def _unreachable(self, cause: BaseException) -> ProviderError:
+        return ProviderError(f"cannot reach provider '{self.settings.name}' at {self.settings.api_base}: {cause}")
 
-def _request_body(request: ChatRequest, tools: list[dict[str, Any]]) -> dict[str, Any]:
+
+def _connection_failure(exc: BaseException) -> BaseException | None:
+    """The aiohttp error under a "timeout" that was none: the transport maps every aiohttp connection
+    error, a refused connection too, to ConnectTimeout, and a user must not wait out a timeout message
+    for a provider that is down."""
+    import aiohttp  # loaded with the transport already
+
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, aiohttp.ClientConnectionError):
+            return None if isinstance(cause, TimeoutError) else cause
+        cause = cause.__cause__
+    return None
+
+
+def _dumps(value: Any) -> bytes:
+    # What the SDK itself would send (its openapi_dumps): compact, UTF-8, no NaN.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _request_body(request: ChatRequest, tools: bytes) -> bytes:
+    """The request's JSON; `tools` is the tool list already encoded, spliced in as it is."""
     opts = request.options
     kwargs: dict[str, Any] = {
         "model": request.model,
@@ -104,7 +134,6 @@ def _request_body(request: ChatRequest, tools: list[dict[str, Any]]) -> dict[str
         "stream_options": {"include_usage": True},
     }
     if tools:
-        kwargs["tools"] = tools
         if request.tool_choice is not None:
             kwargs["tool_choice"] = request.tool_choice
         if request.parallel_tool_calls is not None:
@@ -117,7 +146,8 @@ def _request_body(request: ChatRequest, tools: list[dict[str, Any]]) -> dict[str
         kwargs["max_tokens"] = opts.max_tokens
     if opts.stop:
         kwargs["stop"] = list(opts.stop)
-    return kwargs
+    body = _dumps(kwargs)
+    return b'{"tools":' + tools + b"," + body[1:] if tools else body
 
 
 async def _events(response: Any) -> AsyncIterator[StreamEvent]:

@@ -9,8 +9,6 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadDateError, croniter
-
 from mofaclaw.errors import MofaclawError
 
 CRON_FIELDS = "minute hour day-of-month month day-of-week"
@@ -72,12 +70,17 @@ class Cron:
     kind: ClassVar[str] = "cron"
 
     def __post_init__(self) -> None:
+        # croniter (with dateutil, ~1 MB) is imported by the first cron schedule, not by every gateway.
+        from croniter import croniter
+
         if len(self.expr.split()) != 5 or not croniter.is_valid(self.expr):
             raise ScheduleError(f"'{self.expr}' is not a valid cron expression (5 fields: {CRON_FIELDS})")
         if self.tz is not None:
             zone(self.tz)
 
     def next_after(self, t: datetime) -> datetime:
+        from croniter import CroniterBadDateError, croniter
+
         tz = zone(self.tz) if self.tz else local_zone()
         runs = croniter(self.expr, t.astimezone(tz))
         # An expression with a fixed hour ("30 1 * * *") means a wall-clock time: it runs once on

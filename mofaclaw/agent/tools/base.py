@@ -6,12 +6,13 @@ import asyncio
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import jsonschema
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mofaclaw.errors import ToolError
 from mofaclaw.types import ToolCall, ToolSpec
+
+if TYPE_CHECKING:
+    import jsonschema
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +47,24 @@ class ToolRegistry:
 
     def register(self, tool: Tool) -> None:
         self._tools[tool.name] = tool
-        self._validators[tool.name] = jsonschema.Draft202012Validator(dict(tool.parameters))
+        self._validators.pop(tool.name, None)
         self._specs = None
 
     def unregister(self, name: str) -> None:
         """Remove a tool (a server took it away); a name not registered is ignored."""
         if self._tools.pop(name, None) is not None:
-            del self._validators[name]
+            self._validators.pop(name, None)
             self._specs = None
+
+    def _validator(self, name: str) -> jsonschema.protocols.Validator:
+        """Built on the tool's first call: jsonschema is ~3 MB and ~0.1 s of start-up that a gateway
+        whose model calls no tool yet does not need."""
+        validator = self._validators.get(name)
+        if validator is None:
+            import jsonschema
+
+            validator = self._validators[name] = jsonschema.Draft202012Validator(dict(self._tools[name].parameters))
+        return validator
 
     def get(self, name: str) -> Tool | None:
         return self._tools.get(name)
@@ -81,7 +92,7 @@ class ToolRegistry:
             args = call.parsed_arguments()
         except ValueError as exc:
             return f"Error: arguments for {call.name} are not a valid JSON object: {exc}"
-        problem = next(iter(self._validators[call.name].iter_errors(args)), None)
+        problem = next(iter(self._validator(call.name).iter_errors(args)), None)
         if problem is not None:
             where = ".".join(str(p) for p in problem.absolute_path) or "arguments"
             return f"Error: invalid arguments for {call.name}: {where}: {problem.message}"

@@ -7,8 +7,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import httpx
-
 from mofaclaw.agent.tools.base import ToolContext
 from mofaclaw.agent.tools.settings import ToolSettings
 from mofaclaw.errors import ToolError
@@ -62,6 +60,8 @@ class BraveSearch:
         self.endpoint = endpoint
 
     async def search(self, query: str, count: int) -> list[SearchResult]:
+        import httpx  # here: most gateways never search, and httpx is ~5 MB at start-up (see web.py)
+
         headers = {"X-Subscription-Token": self.api_key, "Accept": "application/json"}
         try:
             async with httpx.AsyncClient(timeout=self.timeout) as client:
