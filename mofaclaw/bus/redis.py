@@ -21,7 +21,7 @@ from mofaclaw.bus.codec import CodecError, decode_inbound, decode_outbound, enco
 from mofaclaw.bus.events import InboundMessage, OutboundMessage
 from mofaclaw.bus.redis_keys import CANCELLED_TTL_MS, GROUP, PUBLISH_TURN, REPLY, REPLY_MAXLEN, Keys
 from mofaclaw.bus.redis_leader import Leadership
-from mofaclaw.bus.redis_link import BLOCK_MS, Link, Outage, open_client
+from mofaclaw.bus.redis_link import BLOCK_MS, Link, Outage, check_cancelled, open_client
 from mofaclaw.bus.redis_reclaim import Orphans
 from mofaclaw.bus.redis_turns import Conversations, Finish, waiter
 from mofaclaw.errors import BackendUnavailable, TurnErrorCode
@@ -114,6 +114,7 @@ class RedisBus:
     async def _read_turn(self) -> InboundMessage:
         outage = Outage(f"replica {self.replica} reading turns")
         while True:
+            check_cancelled()
             try:
                 with self._link.reaching():
                     got = await self._client.xreadgroup(GROUP, self.replica, {self._keys.inbound: ">"},
@@ -172,6 +173,7 @@ class RedisBus:
         data = encode_outbound(message)
         deadline = time.monotonic() + self._lease
         while True:
+            check_cancelled()
             try:
                 with self._link.reaching():
                     sent = await self._reply(keys=[self._keys.replica(target), self._keys.replies(target)],
@@ -219,6 +221,7 @@ class RedisBus:
         # Back-off capped at a beat: when Redis returns, this replica is alive again at once.
         outage = Outage(f"replica {self.replica} heartbeat", cap=min(2.0, self._lease / 3))
         while True:
+            check_cancelled()
             try:
                 await self._beat()
                 await self._leadership.renew()
@@ -243,6 +246,7 @@ class RedisBus:
         stream = self._keys.replies(self.replica)
         last = "0-0"
         while True:
+            check_cancelled()
             try:
                 with self._link.reaching():
                     got = await self._client.xread({stream: last}, count=100, block=BLOCK_MS)
@@ -267,12 +271,14 @@ class RedisBus:
         """Cancels from other replicas, released conversations, a freed leader lease (pub/sub)."""
         outage = Outage(f"replica {self.replica} listening for cancels")
         while True:
+            check_cancelled()
             pubsub = self._client.pubsub()
             try:
                 with self._link.reaching():
                     await pubsub.subscribe(self._keys.events)
                     outage.ok()
                     while True:
+                        check_cancelled()
                         event = await pubsub.get_message(ignore_subscribe_messages=True, timeout=BLOCK_MS / 1000)
                         if event is not None:
                             self._on_event(str(event["data"]))
@@ -300,6 +306,7 @@ class RedisBus:
         """Take over turns claimed by a replica that died (or claimed here and then forgotten)."""
         outage = Outage(f"replica {self.replica} reclaiming turns")
         while True:
+            check_cancelled()
             try:
                 if self._serving:
                     await self._reclaim_once()

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import redis.asyncio as aioredis
 
 from mofaclaw.bus.redis_keys import LEAD, RENEW, RESIGN, Keys
-from mofaclaw.bus.redis_link import Link, Outage
+from mofaclaw.bus.redis_link import Link, Outage, check_cancelled
 from mofaclaw.errors import BackendUnavailable
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ class Leadership:
 
     async def run(self, work: Callable[[], Awaitable[None]]) -> None:
         while True:
+            check_cancelled()
             lost = await self._join()
             task = asyncio.ensure_future(work())
             watch = asyncio.ensure_future(lost.wait())
@@ -58,6 +59,7 @@ class Leadership:
         async with self._joining:
             outage = Outage("leader lease")
             while self._tenure is None or self._tenure.is_set():
+                check_cancelled()
                 self._freed.clear()
                 try:
                     with self._link.reaching():
@@ -72,7 +74,8 @@ class Leadership:
                     self._renewed = time.monotonic()
                     break
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._freed.wait(), self._poll)
+                    async with asyncio.timeout(self._poll):  # not wait_for: on 3.11 it can swallow a cancel
+                        await self._freed.wait()
             self._users += 1
             return self._tenure
 

@@ -45,6 +45,15 @@ def safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def check_cancelled() -> None:
+    """Raise the CancelledError a loop's task was sent but never saw. On Python 3.11, asyncio.wait_for
+    (which redis-py uses to write to its socket) drops a cancel that arrives as the write completes;
+    a loop that goes on from there would never stop. Every loop over Redis calls this each round."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class Link:
     """Translates a lost connection into BackendUnavailable, one line naming the server, never the password."""
 

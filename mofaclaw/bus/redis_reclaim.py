@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 import redis.asyncio as aioredis
 
 from mofaclaw.bus.redis_keys import GROUP, Keys
-from mofaclaw.bus.redis_link import Link
+from mofaclaw.bus.redis_link import Link, check_cancelled
 
 PAGE = 100
 
@@ -26,6 +26,7 @@ class Orphans:
         idle time is checked again by XCLAIM itself, so two replicas never take the same entry."""
         after = "-"
         while True:
+            check_cancelled()
             with self._link.reaching():
                 pending = await self._client.xpending_range(self._keys.inbound, GROUP, after, "+", PAGE,
                                                             idle=self._lease_ms)

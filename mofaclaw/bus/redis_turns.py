@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from mofaclaw.bus.events import InboundMessage
 from mofaclaw.bus.redis_keys import ACQUIRE, FINISH, GROUP, QUEUE_ASK, RENEW, STARTED_TTL_MS, Keys
-from mofaclaw.bus.redis_link import Link
+from mofaclaw.bus.redis_link import Link, check_cancelled
 from mofaclaw.errors import BackendUnavailable
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,7 @@ class Conversations:
         args = [turn.member, turn.token, self._lease_ms, self._keys.prefix, turn.request_id, STARTED_TTL_MS,
                 GROUP, turn.entry_id, self._replica]
         while True:
+            check_cancelled()
             woken = asyncio.Event()  # registered before asking, so a release in between is not missed
             waiting = self._waiting.setdefault(turn.session_key, set())
             waiting.add(woken)
@@ -111,7 +112,8 @@ class Conversations:
                 if state != "wait":
                     return str(state)
                 with suppress(TimeoutError):
-                    await asyncio.wait_for(woken.wait(), self._poll)
+                    async with asyncio.timeout(self._poll):  # not wait_for: on 3.11 it can swallow a cancel
+                        await woken.wait()
             finally:
                 waiting.discard(woken)
                 if not waiting:
