@@ -99,6 +99,63 @@ async def _gateway(ctx: Context, label: str, runs: int, max_tokens: int, threads
             await connection.close()
 
 
+TURNS = ("Say one short sentence about the sea.", "And one about ships?", "Now one about the wind.",
+         "One about harbours.", "One about lighthouses.", "One about fish.", "One about storms.",
+         "One about sailors.", "One about maps.", "Last one: about coming home.")
+
+
+async def _paired(ctx: Context, max_tokens: int, turns: int) -> dict[str, Any]:
+    """The same agent turns on one conversation, first in process (build_runtime, as `mofaclaw agent` runs
+    them) and then through `mofaclaw gateway` streaming: TTFT of each turn, so a first and a tenth turn
+    (system prompt, tool schemas and the growing history) compare path against path."""
+    from mofaclaw.bus.events import InboundMessage
+    from mofaclaw.config.models import Config
+    from mofaclaw.runtime import build_runtime
+    from mofaclaw.types import GenerationOptions
+
+    options = GenerationOptions(temperature=0.0, max_tokens=max_tokens)
+    config = Config.model_validate({"agents": {"defaults": {"model": "local/smollm2"}},
+                                    "heartbeat": {"enabled": False}, "cron": {"enabled": False}})
+    runtime = build_runtime(config, home=ctx.workdir / "in-process")
+    channel = runtime.reply_channel("bench")
+    in_process: list[float] = []
+    async with runtime.running():
+        for chat, text in [("warm-up", TURNS[0]), *(("paired", t) for t in TURNS[:turns])]:
+            began = time.perf_counter()
+            reply = await channel.ask(InboundMessage("bench", "me", chat, text, options=options))
+            first = None
+            async for update in reply:
+                if first is None and update.kind == "delta" and update.text.strip():
+                    first = time.perf_counter()
+            await reply.final()
+            reply.close()
+            in_process.append((first or time.perf_counter()) - began)
+    in_process = in_process[1:]  # the warm-up turn loaded the model
+
+    through: list[float] = []
+    with Fleet(ctx.workdir) as fleet:
+        gateway = fleet.add(start_gateway(ctx.workdir, None, config=GATEWAY_CONFIG))
+        connection = Connection(gateway.host, gateway.port)
+        try:
+            for conversation, text in [("warm-up", TURNS[0]), *(("paired", t) for t in TURNS[:turns])]:
+                body = json.dumps({"model": "mofaclaw", "messages": [{"role": "user", "content": text}],
+                                   "stream": True, "temperature": 0, "max_tokens": max_tokens,
+                                   "conversation_id": conversation})
+                result = await connection.send(connection.request_bytes("POST", "/v1/chat/completions",
+                                                                        body.encode()), stream=True, timeout=300)
+                if not result.ok:
+                    raise RuntimeError(f"gateway turn failed: {result.error}")
+                through.append((result.first_token or result.finished) - result.started)
+        finally:
+            await connection.close()
+    through = through[1:]
+    # Both paths load the model on a warm-up turn of another conversation first: turn 1 here is the first
+    # turn of a conversation with the model loaded, turn 10 the tenth, on either path.
+    return {"turns": [{"turn": i + 1, "in_process_ttft_ms": round(a * 1000, 1), "gateway_ttft_ms": round(b * 1000, 1),
+                       "ratio": round(b / a, 3) if a else None} for i, (a, b) in enumerate(zip(in_process, through,
+                                                                                                  strict=True))]}
+
+
 async def run(ctx: Context) -> dict[str, Any]:
     from mofaclaw.providers.local import local_model_available
 
@@ -114,7 +171,8 @@ async def run(ctx: Context) -> dict[str, Any]:
     results.append(await _gateway(ctx, "gateway, streamed, stateless (threads = 0: all cores)", runs, max_tokens, 0))
     if not ctx.smoke:
         results.append(await _gateway(ctx, "gateway, streamed, stateless (threads = 1)", runs, max_tokens, 1))
-    return {"params": {"prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0, "runs": runs,
+    paired = await _paired(ctx, max_tokens=ctx.pick(16, 4), turns=ctx.pick(10, 2))
+    return {"paired": paired, "params": {"prompt": PROMPT, "max_tokens": max_tokens, "temperature": 0, "runs": runs,
                        "note": "TTFT = request -> first non-blank text; decode tok/s = (completion tokens - 1) / "
                                "(last - first token); the first run of the first row loads the model"},
             "results": results}

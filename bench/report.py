@@ -100,13 +100,22 @@ def _profile(doc: Doc) -> str:
     return "\n\n".join(parts)
 
 
+def _paired(doc: Doc) -> str:
+    turns = doc.get("paired", {}).get("turns", [])
+    if not turns:
+        return ""
+    rows = [[t["turn"], t["in_process_ttft_ms"], t["gateway_ttft_ms"], t["ratio"]] for t in turns]
+    return "\n\nOne conversation, turn by turn, in process and through the gateway:\n\n" + table(
+        ["turn", "in-process TTFT ms", "gateway TTFT ms", "gateway / in-process"], rows)
+
+
 def _local(doc: Doc) -> str:
     if "skipped" in doc:
         return f"skipped: {doc['skipped']}"
     rows = [[r["path"], r["runs"], r["first_run_ttft_ms"], r["prompt_tokens"], r["ttft_ms"]["p50"],
              r["completion_tokens"], r["decode_tokens_per_s"], r["overall_tokens_per_s"]] for r in doc["results"]]
     return table(["path", "runs", "first run TTFT ms", "prompt tokens", "TTFT p50 ms", "completion tokens (median)",
-                  "decode tok/s (median)", "end-to-end tok/s (median)"], rows)
+                  "decode tok/s (median)", "end-to-end tok/s (median)"], rows) + _paired(doc)
 
 
 def _tokens(doc: Doc) -> str:
