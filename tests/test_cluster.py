@@ -187,6 +187,18 @@ def test_cron_fires_once_per_job_across_replicas(start_cluster: StartCluster, up
     assert "No scheduled jobs." in cron(replicas[1], "list", "--all")
 
 
+def test_status_shows_the_backends_and_the_replicas_alive_without_passwords(
+    start_cluster: StartCluster, redis_server: RedisServer
+) -> None:
+    replicas = start_cluster(2)
+    shown = subprocess.run([sys.executable, "-m", "mofaclaw", "status"], env={**replicas[0].env, "COLUMNS": "300"},
+                           capture_output=True, text=True, timeout=60, check=True).stdout
+    flat = " ".join(shown.split())
+    pids = [str(r.proc.pid) for r in replicas if r.proc is not None]
+    assert "redis" in flat and "postgres" in flat and all(f"-{pid}-" in flat for pid in pids), shown
+    assert redis_server.password not in shown and "s3cret" not in shown
+
+
 def cron(replica: GatewayProcess, *args: str) -> str:
     done = subprocess.run([sys.executable, "-m", "mofaclaw", "cron", *args], env=replica.env, capture_output=True,
                           text=True, timeout=60)
