@@ -43,10 +43,8 @@ class SQLiteSessionStore:
         if self._db is None:
             _create_private(self.path)
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            # First: switching to WAL needs a moment alone with the file, which another process
-            # (the CLI beside a gateway) may hold as it opens the database too.
             db.execute("PRAGMA busy_timeout=5000")
-            db.execute("PRAGMA journal_mode=WAL")
+            _use_wal(db)
             # NORMAL in WAL mode is still crash-safe (a power cut may lose the last turn, never
             # corrupt the database), and saves an fsync per turn.
             db.execute("PRAGMA synchronous=NORMAL")
@@ -245,3 +243,18 @@ def _create_private(path: Path) -> None:
 def _conversation_of(db: sqlite3.Connection, key: str) -> ConversationInfo | None:
     row = db.execute(f"{_CONVERSATION} WHERE s.key = ?", (key,)).fetchone()
     return conversation(row) if row else None
+
+
+def _use_wal(db: sqlite3.Connection, patience: float = 5.0) -> None:
+    """Switch a database to WAL. The switch needs the file to itself for a moment, and SQLite answers
+    "locked" at once, without waiting out busy_timeout, when another process (the CLI beside a gateway)
+    opens the same new database in that moment: so wait here, briefly, as busy_timeout would."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
