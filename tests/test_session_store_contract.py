@@ -205,3 +205,15 @@ async def test_turns_written_by_two_stores_at_once_are_all_kept_whole(open_store
         messages = [m.content for m in await reader.history("api:shared", 100)]
         assert sorted(messages) == sorted([f"q{i}" for i in range(20)] + [f"a{i}" for i in range(20)])
         assert all(a == "a" + q[1:] for q, a in zip(messages[::2], messages[1::2], strict=True))
+
+
+async def test_history_and_paused_turn_come_back_together(open_store: StoreFactory) -> None:
+    store = open_store()
+    await store.append_turn("api:c", [user("hello"), answer("hi")])
+    assert await store.history_and_paused("api:c", 10) == ([user("hello"), answer("hi")], None)
+    call = ToolCall("call_1", "lookup", "{}")
+    paused = await store.pause_turn("api:c", [call], [user("look it up"), ChatMessage("assistant", None, (call,))],
+                                    ttl=60)
+    history, waiting = await store.history_and_paused("api:c", 10)
+    assert history == [user("hello"), answer("hi")] and waiting == paused
+    assert await store.history_and_paused("api:other", 10) == ([], None)

@@ -109,12 +109,11 @@ class AgentLoop:
             return reply
 
         window = self.settings.history_window
-        history = (
-            list(message.history)
-            if message.history is not None
-            else await self.store.history(message.session_key, window)
-        )
-        start = await self.paused.start(message, history)
+        if message.history is not None:
+            history, waiting = list(message.history), None
+        else:
+            history, waiting = await self.store.history_and_paused(message.session_key, window)
+        start = await self.paused.start(message, history, waiting)
         # A turn resumed with the client's tool results may come without a new user message.
         content = message.content if message.content or not message.tool_results else None
         messages = await self.context.build(

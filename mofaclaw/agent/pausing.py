@@ -28,21 +28,22 @@ class PausedTurns:
         self.store = store
         self.ttl = ttl
 
-    async def start(self, message: InboundMessage, history: Sequence[ChatMessage]) -> TurnStart:
-        """Where `message`'s turn starts. Raises TurnFailed(INVALID_REQUEST) for results no paused turn
-        waits for, or for a new message to a conversation that waits for results."""
+    async def start(self, message: InboundMessage, history: Sequence[ChatMessage],
+                    waiting: PausedTurn | None = None) -> TurnStart:
+        """Where `message`'s turn starts; `waiting` is the conversation's paused turn, read with its
+        history. Raises TurnFailed(INVALID_REQUEST) for results no paused turn waits for, or for a new
+        message to a conversation that waits for results."""
         results = message.tool_results
         ids = [r.tool_call_id or "" for r in results]
         if message.persist:
-            return await self._conversation(message.session_key, list(history), results, ids)
+            return await self._conversation(message.session_key, list(history), results, ids, waiting)
         if not results:
             return TurnStart(list(history), [])
         return await self._stateless(list(history), results, ids)
 
     async def _conversation(self, key: str, history: list[ChatMessage], results: Sequence[ChatMessage],
-                            ids: list[str]) -> TurnStart:
+                            ids: list[str], waiting: PausedTurn | None) -> TurnStart:
         if not results:
-            waiting = await self.store.paused_turn(key, ())
             if waiting is not None:
                 raise _invalid(f"This conversation waits for the results of tool calls {_names(waiting.pending)}: "
                                "send them as role 'tool' messages first (or let them expire).")

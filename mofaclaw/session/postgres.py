@@ -79,9 +79,11 @@ class PostgresSessionStore:
 
     async def history(self, key: str, limit: int) -> list[ChatMessage]:
         async with self._db() as db:
-            rows = await db.fetch(f"SELECT {_COLUMNS} FROM messages WHERE session_key = $1 "
-                                  "ORDER BY id DESC LIMIT $2", key, limit)
-        return history_window([stored_message(r) for r in reversed(rows)])
+            return await _recent(db, key, limit)
+
+    async def history_and_paused(self, key: str, limit: int) -> tuple[list[ChatMessage], PausedTurn | None]:
+        async with self._db() as db:  # one pooled connection for both reads: one round trip less per turn
+            return await _recent(db, key, limit), await pg_paused.find(db, key, ())
 
     async def messages(self, key: str) -> list[StoredMessage]:
         async with self._db() as db:
@@ -200,3 +202,9 @@ class PostgresSessionStore:
 async def _conversation_of(db: asyncpg.Connection, key: str) -> ConversationInfo | None:
     row = await db.fetchrow(f"{_CONVERSATION} WHERE s.key = $1", key)
     return conversation(row) if row else None
+
+
+async def _recent(db: asyncpg.Connection, key: str, limit: int) -> list[ChatMessage]:
+    rows = await db.fetch(f"SELECT {_COLUMNS} FROM messages WHERE session_key = $1 ORDER BY id DESC LIMIT $2",
+                          key, limit)
+    return history_window([stored_message(r) for r in reversed(rows)])

@@ -78,14 +78,14 @@ class SQLiteSessionStore:
         await self._run(write)
 
     async def history(self, key: str, limit: int) -> list[ChatMessage]:
-        def read(db: sqlite3.Connection) -> list[StoredMessage]:
-            rows = db.execute(
-                f"SELECT {_COLUMNS} FROM messages WHERE session_key = ? ORDER BY id DESC LIMIT ?",
-                (key, limit),
-            ).fetchall()
-            return [stored_message(r) for r in reversed(rows)]
+        return history_window(await self._run(lambda db: _recent(db, key, limit)))
 
-        return history_window(await self._run(read))
+    async def history_and_paused(self, key: str, limit: int) -> tuple[list[ChatMessage], PausedTurn | None]:
+        def read(db: sqlite3.Connection) -> tuple[list[StoredMessage], PausedTurn | None]:
+            return _recent(db, key, limit), paused.find(db, key, ())  # one trip to the store's thread
+
+        recent, waiting = await self._run(read)
+        return history_window(recent), waiting
 
     async def messages(self, key: str) -> list[StoredMessage]:
         def read(db: sqlite3.Connection) -> list[StoredMessage]:
@@ -258,3 +258,9 @@ def _use_wal(db: sqlite3.Connection, patience: float = 5.0) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+def _recent(db: sqlite3.Connection, key: str, limit: int) -> list[StoredMessage]:
+    rows = db.execute(f"SELECT {_COLUMNS} FROM messages WHERE session_key = ? ORDER BY id DESC LIMIT ?",
+                      (key, limit)).fetchall()
+    return [stored_message(r) for r in reversed(rows)]
