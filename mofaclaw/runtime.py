@@ -80,6 +80,9 @@ class Runtime:
         self.agent = agent
         self.subagents = subagents
         self.channels = channels
+        # Chat channels poll their service as one client (Telegram allows one poller per bot), so in a
+        # cluster they run on the leading replica only, beside cron and the heartbeat.
+        self.chat_channels = ChannelManager(bus, drop_unrouted=False)
         self.cron = cron
         self.heartbeat = heartbeat
         self.mcp = mcp
@@ -97,7 +100,7 @@ class Runtime:
                 log.warning("channels.%s is enabled, but there is no such channel (known: %s)", name,
                             ", ".join(CHAT_CHANNELS))
                 continue
-            self.channels.add(CHAT_CHANNELS[name](section, self))
+            self.chat_channels.add(CHAT_CHANNELS[name](section, self))
 
     def reply_channel(self, name: str) -> ReplyChannel:
         """A channel whose sender awaits each answer (the HTTP API, the terminal); add before running()."""
@@ -119,7 +122,8 @@ class Runtime:
                          tg.create_task(self.agent.run(), name="agent"),
                          tg.create_task(self.channels.run(), name="channels"),
                          tg.create_task(self.mcp.run(), name="mcp")]
-                if services and (self.config.cron.enabled or self.config.heartbeat.enabled):
+                if services and (self.config.cron.enabled or self.config.heartbeat.enabled
+                                 or self.chat_channels.channels):
                     # Once per cluster: on the replica that leads (in one process: this one).
                     parts.append(tg.create_task(self.bus.run_as_leader(self._services), name="services"))
                 try:
@@ -135,6 +139,8 @@ class Runtime:
 
     async def _services(self) -> None:
         async with asyncio.TaskGroup() as tg:
+            if self.chat_channels.channels:
+                tg.create_task(self.chat_channels.run(), name="chat channels")
             if self.config.cron.enabled:
                 tg.create_task(self.cron.run(), name="cron")
             if self.config.heartbeat.enabled:

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from fake_telegram import FakeTelegram
 from gateway_harness import GatewayProcess
 from postgres_server import PostgresServer
 from redis_server import RedisServer
@@ -263,3 +264,19 @@ def test_postgres_lost_is_a_503_within_seconds_and_nothing_half_stored(
         postgres_server.start()
     wait_for(lambda: _answers(replica, conversation), timeout=30, what="the replica to serve again")
     assert [t for _, t in stored_texts(replica, conversation)] == ["before", "echo: before", "after", "echo: after"]
+
+
+def test_telegram_enabled_on_every_replica_polls_from_the_leader_only(
+    start_cluster: StartCluster, upstream: ScriptedUpstream
+) -> None:
+    with FakeTelegram() as tg:
+        # The same config everywhere, Telegram included: one bot allows one poller, so only the leader polls.
+        replicas = start_cluster(3, extra=(f'[channels.telegram]\nenabled = true\ntoken = "{tg.token}"\n'
+                                           f'api_base = "{tg.api_base}"\nallow_from = ["42"]\npoll_timeout = 1\n'))
+        tg.user_message("hello from the phone")
+        tg.wait_until(lambda: tg.texts_to(42) == ["echo: hello from the phone"], timeout=30, what="the answer")
+        tg.user_message("and again")
+        tg.wait_until(lambda: len(tg.texts_to(42)) == 2, timeout=30, what="the second answer")
+        assert tg.texts_to(42) == ["echo: hello from the phone", "echo: and again"]
+        assert len(tg.calls_of("getMe")) == 1  # one poller started, on one replica
+        assert sum("leads the cluster" in r.output for r in replicas) == 1

@@ -21,6 +21,7 @@ class ChannelManager:
         channels: Iterable[Channel] = (),
         restart_initial: float = 1.0,
         restart_max: float = 60.0,
+        drop_unrouted: bool = True,
     ) -> None:
         self.bus = bus
         self.channels: dict[str, Channel] = {}
@@ -28,7 +29,8 @@ class ChannelManager:
         self.restart_max = restart_max
         self.restarts: dict[str, int] = {}
         self._queues: dict[str, OutboundSubscription] = {}
-        self._unrouted = bus.subscribe(UNROUTED)
+        # One manager per process drains the catch-all; a second one (the leader's chat channels) does not.
+        self._unrouted = bus.subscribe(UNROUTED) if drop_unrouted else None
         for channel in channels:
             self.add(channel)
 
@@ -42,7 +44,8 @@ class ChannelManager:
     async def run(self) -> None:
         """Run every channel and its outbound dispatcher until cancelled."""
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(self._drop_unrouted())
+            if self._unrouted is not None:
+                tg.create_task(self._drop_unrouted())
             for channel in self.channels.values():
                 tg.create_task(self._supervise(channel))
                 tg.create_task(self._dispatch(channel))
@@ -82,6 +85,7 @@ class ChannelManager:
                 log.exception("channel %s could not send a %s message", channel.name, message.kind)
 
     async def _drop_unrouted(self) -> None:
+        assert self._unrouted is not None
         while True:
             message: OutboundMessage = await self._unrouted.get()
             if message.kind == "delta":
