@@ -16,16 +16,16 @@ from mofaclaw.session.paused import PausedTurn
 from mofaclaw.session.pg import create_pool, migrate, translated
 from mofaclaw.session.pg_migrations import MIGRATIONS
 from mofaclaw.session.responses import StoredResponse
-from mofaclaw.session.rows import archive_key, conversation, history_window, message_row, stored_message
-from mofaclaw.types import ChatMessage, ToolCall
-
-_COLUMNS = "id, role, content, tool_calls, tool_call_id, name, created_at"
-_CONVERSATION = (
-    "SELECT s.key, s.title, s.metadata, s.created_at, s.updated_at, "
-    "(SELECT COUNT(*) FROM messages m WHERE m.session_key = s.key), "
-    "(SELECT content FROM messages m WHERE m.session_key = s.key AND m.role = 'user' ORDER BY m.id LIMIT 1) "
-    "FROM sessions s"
+from mofaclaw.session.rows import (
+    CONVERSATION_SELECT,
+    MESSAGE_COLUMNS,
+    archive_key,
+    conversation,
+    history_window,
+    message_row,
+    stored_message,
 )
+from mofaclaw.types import ChatMessage, ToolCall
 
 
 class PostgresSessionStore:
@@ -87,7 +87,7 @@ class PostgresSessionStore:
 
     async def messages(self, key: str) -> list[StoredMessage]:
         async with self._db() as db:
-            rows = await db.fetch(f"SELECT {_COLUMNS} FROM messages WHERE session_key = $1 ORDER BY id", key)
+            rows = await db.fetch(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_key = $1 ORDER BY id", key)
         return [stored_message(r) for r in rows]
 
     async def list_sessions(self) -> list[SessionInfo]:
@@ -118,7 +118,7 @@ class PostgresSessionStore:
     async def unconsolidated(self, key: str, keep: int) -> list[StoredMessage]:
         async with self._db() as db:
             rows = await db.fetch(
-                f"SELECT {_COLUMNS} FROM messages WHERE session_key = $1 AND id > "
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_key = $1 AND id > "
                 "COALESCE((SELECT consolidated_upto FROM sessions WHERE key = $1), 0) ORDER BY id", key)
         return [stored_message(r) for r in rows[: max(0, len(rows) - keep)]]
 
@@ -129,7 +129,7 @@ class PostgresSessionStore:
 
     async def conversations(self) -> list[ConversationInfo]:
         async with self._db() as db:
-            rows = await db.fetch(f'{_CONVERSATION} ORDER BY s.updated_at DESC, s.key COLLATE "C"')
+            rows = await db.fetch(f'{CONVERSATION_SELECT} ORDER BY s.updated_at DESC, s.key COLLATE "C"')
         return [conversation(r) for r in rows]
 
     async def conversation(self, key: str) -> ConversationInfo | None:
@@ -200,11 +200,11 @@ class PostgresSessionStore:
 
 
 async def _conversation_of(db: asyncpg.Connection, key: str) -> ConversationInfo | None:
-    row = await db.fetchrow(f"{_CONVERSATION} WHERE s.key = $1", key)
+    row = await db.fetchrow(f"{CONVERSATION_SELECT} WHERE s.key = $1", key)
     return conversation(row) if row else None
 
 
 async def _recent(db: asyncpg.Connection, key: str, limit: int) -> list[ChatMessage]:
-    rows = await db.fetch(f"SELECT {_COLUMNS} FROM messages WHERE session_key = $1 ORDER BY id DESC LIMIT $2",
+    rows = await db.fetch(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_key = $1 ORDER BY id DESC LIMIT $2",
                           key, limit)
     return history_window([stored_message(r) for r in reversed(rows)])

@@ -10,6 +10,16 @@ from typing import Any
 from mofaclaw.session.base import ConversationInfo, StoredMessage
 from mofaclaw.types import ChatMessage, ToolCall
 
+# The columns the row helpers below read, and a conversation with its count and first user message:
+# the same SQL for SQLite and PostgreSQL (each appends its own WHERE/ORDER BY with its own placeholders).
+MESSAGE_COLUMNS = "id, role, content, tool_calls, tool_call_id, name, created_at"
+CONVERSATION_SELECT = (
+    "SELECT s.key, s.title, s.metadata, s.created_at, s.updated_at, "
+    "(SELECT COUNT(*) FROM messages m WHERE m.session_key = s.key), "
+    "(SELECT content FROM messages m WHERE m.session_key = s.key AND m.role = 'user' ORDER BY m.id LIMIT 1) "
+    "FROM sessions s"
+)
+
 TITLE_LENGTH = 80
 UNTITLED = "New chat"
 

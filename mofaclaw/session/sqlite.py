@@ -17,18 +17,19 @@ from mofaclaw.session.base import ConversationInfo, SessionInfo, StoredMessage
 from mofaclaw.session.migrations import migrate
 from mofaclaw.session.paused import PausedTurn
 from mofaclaw.session.responses import StoredResponse
-from mofaclaw.session.rows import archive_key, conversation, history_window, message_row, stored_message
+from mofaclaw.session.rows import (
+    CONVERSATION_SELECT,
+    MESSAGE_COLUMNS,
+    archive_key,
+    conversation,
+    history_window,
+    message_row,
+    stored_message,
+)
 from mofaclaw.types import ChatMessage, ToolCall
 
 T = TypeVar("T")
 
-_COLUMNS = "id, role, content, tool_calls, tool_call_id, name, created_at"
-_CONVERSATION = (
-    "SELECT s.key, s.title, s.metadata, s.created_at, s.updated_at, "
-    "(SELECT COUNT(*) FROM messages m WHERE m.session_key = s.key), "
-    "(SELECT content FROM messages m WHERE m.session_key = s.key AND m.role = 'user' ORDER BY m.id LIMIT 1) "
-    "FROM sessions s"
-)
 
 
 class SQLiteSessionStore:
@@ -90,7 +91,7 @@ class SQLiteSessionStore:
     async def messages(self, key: str) -> list[StoredMessage]:
         def read(db: sqlite3.Connection) -> list[StoredMessage]:
             rows = db.execute(
-                f"SELECT {_COLUMNS} FROM messages WHERE session_key = ? ORDER BY id", (key,)
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_key = ? ORDER BY id", (key,)
             ).fetchall()
             return [stored_message(r) for r in rows]
 
@@ -136,7 +137,7 @@ class SQLiteSessionStore:
             row = db.execute("SELECT consolidated_upto FROM sessions WHERE key = ?", (key,)).fetchone()
             upto = row[0] if row else 0
             rows = db.execute(
-                f"SELECT {_COLUMNS} FROM messages WHERE session_key = ? AND id > ? ORDER BY id",
+                f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_key = ? AND id > ? ORDER BY id",
                 (key, upto),
             ).fetchall()
             return [stored_message(r) for r in rows[: max(0, len(rows) - keep)]]
@@ -153,7 +154,7 @@ class SQLiteSessionStore:
 
     async def conversations(self) -> list[ConversationInfo]:
         def read(db: sqlite3.Connection) -> list[ConversationInfo]:
-            return [conversation(r) for r in db.execute(f"{_CONVERSATION} ORDER BY s.updated_at DESC, s.key")]
+            return [conversation(r) for r in db.execute(f"{CONVERSATION_SELECT} ORDER BY s.updated_at DESC, s.key")]
 
         return await self._run(read)
 
@@ -241,7 +242,7 @@ def _create_private(path: Path) -> None:
 
 
 def _conversation_of(db: sqlite3.Connection, key: str) -> ConversationInfo | None:
-    row = db.execute(f"{_CONVERSATION} WHERE s.key = ?", (key,)).fetchone()
+    row = db.execute(f"{CONVERSATION_SELECT} WHERE s.key = ?", (key,)).fetchone()
     return conversation(row) if row else None
 
 
@@ -261,6 +262,6 @@ def _use_wal(db: sqlite3.Connection, patience: float = 5.0) -> None:
 
 
 def _recent(db: sqlite3.Connection, key: str, limit: int) -> list[StoredMessage]:
-    rows = db.execute(f"SELECT {_COLUMNS} FROM messages WHERE session_key = ? ORDER BY id DESC LIMIT ?",
+    rows = db.execute(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE session_key = ? ORDER BY id DESC LIMIT ?",
                       (key, limit)).fetchall()
     return [stored_message(r) for r in reversed(rows)]
