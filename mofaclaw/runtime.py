@@ -293,6 +293,7 @@ def gateway_settings(config: Config) -> GatewaySettings:
         max_header_bytes=g.max_header_bytes,
         max_headers=g.max_headers,
         header_timeout=g.header_timeout,
+        body_timeout=g.body_timeout,
     )
 
 

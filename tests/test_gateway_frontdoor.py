@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -220,3 +221,33 @@ def test_headers_that_never_finish_time_out(start_gateway: StartGateway, opening
         assert first.startswith(b"HTTP/1.1 200 ")
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         assert _read_all(sock).startswith(b"HTTP/1.1 408 ")
+
+
+def test_a_body_dripped_slowly_times_out_and_reaches_nothing(
+    start_gateway: StartGateway, upstream: ScriptedUpstream
+) -> None:
+    gw = start_gateway("[gateway]\nbody_timeout = 0.5\n")
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(BODY)}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", _port(gw)), timeout=15) as sock:
+        sock.sendall(head + BODY[:5])  # the headers on time, then the body stops coming
+        answer = _read_all(sock)  # returns when the server closes the connection
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 408 "), answer[:200]
+    assert errors("ErrorResponse", json.loads(body)) == []
+    assert json.loads(body)["error"]["code"] == "request_timeout"
+    assert upstream.requests == []  # no turn started
+    # a body sent whole is answered as ever, and a request without a body is never timed
+    with socket.create_connection(("127.0.0.1", _port(gw)), timeout=15) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        first = b""
+        while not first.endswith(b'{"status":"ok"}'):
+            first += sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200 ")
+        time.sleep(1.0)  # idle past body_timeout on a keep-alive connection (time must pass): still served
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        again = sock.recv(65536)
+        assert again.startswith(b"HTTP/1.1 200 "), again[:200]
+    answer_ok = httpx.post(gw.base + "/v1/chat/completions", content=BODY,
+                           headers={"Content-Type": "application/json"}, timeout=15)
+    assert answer_ok.status_code == 200, answer_ok.text

@@ -104,6 +104,7 @@ class GatewayConfig(Section):
     max_header_bytes: int = Field(32 * 1024, ge=4096)
     max_headers: int = Field(100, ge=16)
     header_timeout: float = Field(10.0, gt=0)
+    body_timeout: float = Field(60.0, gt=0)
     keepalive_interval: float = Field(15.0, gt=0)
     models: EnvList = []  # extra model ids listed by /v1/models besides "mofaclaw"
     client_tool_timeout: float = Field(600.0, gt=0)  # seconds a turn paused on a client's tools waits

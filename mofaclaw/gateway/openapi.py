@@ -149,7 +149,8 @@ DESCRIPTION = (
     "mofaclaw's OpenAI-compatible API: the agent answers as a model. Every error is "
     '{"error": {"message", "type", "param", "code"}}. Before routing, a connection whose request headers '
     "exceed gateway.max_header_bytes or gateway.max_headers gets 431, one that does not send them within "
-    "gateway.header_timeout gets 408; an unknown route gets 404 and a wrong method 405, in the same shape."
+    "gateway.header_timeout, or its body within gateway.body_timeout, gets 408; an unknown route gets 404 "
+    "and a wrong method 405, in the same shape."
 )
 
 

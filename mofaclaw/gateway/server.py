@@ -61,7 +61,8 @@ def make_server(app: FastAPI, settings: GatewaySettings) -> GatewayServer:
     config = uvicorn.Config(
         app, lifespan="off", access_log=False, log_config=None, timeout_graceful_shutdown=3,
         backlog=2048, timeout_keep_alive=30,
-        http=protocol_with(HeaderLimits(settings.max_header_bytes, settings.max_headers, settings.header_timeout)),
+        http=protocol_with(HeaderLimits(settings.max_header_bytes, settings.max_headers,
+                                         settings.header_timeout, settings.body_timeout)),
         # uvicorn believes X-Forwarded-For from loopback by default: any local process could then pose
         # as any address to the failure limiter. Only configured proxies are believed.
         proxy_headers=bool(settings.trusted_proxies),

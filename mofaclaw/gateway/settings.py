@@ -23,3 +23,4 @@ class GatewaySettings:
     max_header_bytes: int = 32 * 1024
     max_headers: int = 100
     header_timeout: float = 10.0
+    body_timeout: float = 60.0
