@@ -243,6 +243,16 @@ def test_request_id_is_echoed_or_generated(start_gateway: StartGateway) -> None:
     generated = httpx.post(gw.url + "/chat/completions", json=body)
     assert len(generated.headers["x-request-id"]) >= 16
     assert "trace-123" in gw.output
+    # An id that is echoed and logged cannot run to kilobytes or carry what a log line should not:
+    # ours replaces it (an escape character never gets that far: the HTTP parser refuses it, 400).
+    for bad in (b"t" * 201, b"a\tb", b"caf\xe9"):
+        replaced = httpx.post(gw.url + "/chat/completions", json=body, headers={"X-Request-Id": bad})
+        assert replaced.status_code == 200
+        assert replaced.headers["x-request-id"] != bad.decode("latin-1")
+        assert len(replaced.headers["x-request-id"]) >= 16
+        assert bad.decode("latin-1") not in gw.output
+    escaped = httpx.post(gw.url + "/chat/completions", json=body, headers={"X-Request-Id": b"a\x1b[31mred"})
+    assert escaped.status_code == 400 and "\x1b[31m" not in gw.output
 
 
 def test_keepalive_comments_during_silence(start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:

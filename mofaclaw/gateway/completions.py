@@ -26,6 +26,7 @@ from mofaclaw.gateway.schemas import (
     conversation_of,
     new_input,
     parse_request,
+    request_id_of,
     split_instructions,
     stateless_turn,
 )
@@ -48,7 +49,7 @@ class CompletionService:
 
     async def handle(self, request: Request) -> Response:
         request_id = uuid.uuid4().hex
-        client_request_id = request.headers.get("x-request-id") or request_id
+        client_request_id = request_id_of(request.headers.get("x-request-id"), request_id)
         body = await _read_json(request)
         chat = parse_request(body)
         if chat.model not in self.settings.model_ids:

@@ -110,6 +110,13 @@ def parse_request(data: Any) -> ChatCompletionRequest:
     return request
 
 
+def request_id_of(header: str | None, own: str) -> str:
+    """The client's X-Request-Id when it follows the conversation-id rule, else our own id: it is echoed
+    and logged, so control characters, escapes and megabyte ids stop here (a tracing header is not worth
+    refusing a request for)."""
+    return header if header is not None and _CONVERSATION_ID.match(header) else own
+
+
 def conversation_of(request: ChatCompletionRequest, header: str | None) -> str | None:
     """The conversation id from the body or the X-Conversation-Id header, checked by one rule."""
     if header is not None and not _CONVERSATION_ID.match(header):
