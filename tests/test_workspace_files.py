@@ -179,3 +179,45 @@ async def test_the_heartbeat_skips_a_symlinked_or_fifo_heartbeat_file(tmp_path: 
     os.mkfifo(tmp_path / "HEARTBEAT.md")
     assert await asyncio.wait_for(service.beat(), TURN) is None
     assert asked == []
+
+
+async def test_the_prompt_follows_every_change_between_turns_and_no_swap_slips_past(
+        upstream: ScriptedUpstream, tmp_path: Path) -> None:
+    """Turns that find the files as they were reuse the last read; every kind of change is seen at once:
+    an edit, a new file, a new skill, a removed one, and a file or folder swapped for a symlink after
+    it was read (the swap must not serve what is outside, nor the old text)."""
+    _plant_config(tmp_path)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "MEMORY.md").write_text(f"stolen {SECRET}")
+    async with running_agent(upstream.base_url, tmp_path) as h:
+        ws = h.workspace
+
+        async def prompt() -> str:
+            await h.collect((await h.send("hi")).request_id, timeout=TURN)
+            return str(upstream.requests[-1]["messages"][0]["content"])
+
+        (ws / "SOUL.md").write_text("Be brief.")
+        (ws / "memory").mkdir(exist_ok=True)
+        (ws / "memory" / "MEMORY.md").write_text("Ada likes tea.")
+        first = await prompt()
+        assert "Be brief." in first and "Ada likes tea." in first
+        assert (await prompt()).rpartition("# Now")[0] == first.rpartition("# Now")[0]  # nothing changed
+        (ws / "SOUL.md").write_text("Be thorough.")  # same size, edited in place
+        assert "Be thorough." in await prompt()
+        (ws / "USER.md").write_text("The user is called Ada.")
+        (ws / "skills" / "weather").mkdir(parents=True)
+        (ws / "skills" / "weather" / "SKILL.md").write_text("---\nname: weather\ndescription: forecasts\n---\nx")
+        text = await prompt()
+        assert "The user is called Ada." in text and "**weather**" in text
+        (ws / "skills" / "weather" / "SKILL.md").write_text("---\nname: weather\ndescription: storms\n---\nx")
+        assert "storms" in await prompt()
+        (ws / "USER.md").unlink()
+        assert "The user is called Ada." not in await prompt()
+        (ws / "SOUL.md").unlink()
+        (ws / "SOUL.md").symlink_to("../config.toml")
+        os.rename(ws / "memory", ws / "memory-old")
+        (ws / "memory").symlink_to(outside)
+        text = await prompt()
+    assert "Be thorough." not in text and "Ada likes tea." not in text
+    assert SECRET not in json.dumps(upstream.requests)
