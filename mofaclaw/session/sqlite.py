@@ -1,9 +1,4 @@
-"""SQLite session store (WAL): a worker thread for what may wait, the loop's own connection for a turn's few statements.
-
-Everything that may wait for a lock or fsync (migrations, archives, consolidation, lists, paused turns'
-writes, responses, checkpoints) runs on one worker thread's connection. A turn's hot statements (its
-history and paused-turn reads, its commit) run on a second connection on the event loop's thread that
-never waits (sqlite_loop.py) and fall back to the worker when SQLite answers BUSY."""
+"""SQLite session store (WAL): slow work on a worker thread, a turn's few statements on the loop's own connection."""
 
 from __future__ import annotations
 
@@ -41,24 +36,30 @@ log = logging.getLogger(__name__)
 # Commits on the loop connection between two checkpoints on the worker. A turn writes ~4-6 pages, so
 # this is about SQLite's own autocheckpoint (1,000 pages) and keeps the WAL at a few MB.
 CHECKPOINT_EVERY = 200
+BUSY_TIMEOUT_MS = 5000  # how long the worker waits for a lock another process holds
+RESTART_PATIENCE_MS = 100
 
 
 class SQLiteSessionStore:
-    def __init__(self, path: Path, checkpoint_every: int = CHECKPOINT_EVERY) -> None:
+    """Everything that may wait for a lock or fsync (migrations, archives, consolidation, lists, paused
+    turns' writes, responses, checkpoints) runs on one worker thread's connection. A turn's hot
+    statements (its history and paused-turn reads, its commit) run on a second connection on the event
+    loop's thread that never waits (sqlite_loop.py) and fall back to the worker when SQLite answers BUSY."""
+
+    def __init__(self, path: Path) -> None:
         self.path = path
         # One thread owns the connection that may wait: SQLite writes are serialized anyway, and this
         # keeps every slow call off the event loop without a connection per call.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessions")
         self._db: sqlite3.Connection | None = None  # set once migrated: the loop connection may start
         self._loop_db = LoopConnection(path)
-        self._checkpoint_every = checkpoint_every
         self._loop_commits = 0  # since the last checkpoint was asked for
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
             _create_private(self.path)
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA busy_timeout=5000")
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             _use_wal(db)
             # NORMAL in WAL mode is still crash-safe (a power cut may lose the last turn, never
             # corrupt the database), and saves an fsync per turn.
@@ -99,7 +100,7 @@ class SQLiteSessionStore:
         # The loop connection never checkpoints (that fsyncs): the worker does, now and then, so the
         # WAL cannot grow without bound.
         self._loop_commits += 1
-        if self._loop_commits >= self._checkpoint_every:
+        if self._loop_commits >= CHECKPOINT_EVERY:
             self._loop_commits = 0
             self._executor.submit(self._checkpoint)
 
@@ -112,7 +113,13 @@ class SQLiteSessionStore:
         try:
             db = self._connect()
             db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+            # RESTART waits (busy handler) for readers and writers: briefly, so a reader left open in
+            # another process cannot hold up this thread's real work; the next checkpoint tries again.
+            db.execute(f"PRAGMA busy_timeout={RESTART_PATIENCE_MS}")
+            try:
+                db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+            finally:
+                db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         except sqlite3.Error as exc:  # the next one will try again; a turn must not notice
             log.warning("sessions: WAL checkpoint failed: %s", exc)
 
