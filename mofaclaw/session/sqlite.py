@@ -89,8 +89,8 @@ class SQLiteSessionStore:
         if self._db is not None:
             try:
                 result = self._loop_db.write(fn)
-            except Missed:
-                pass
+            except Missed as exc:
+                log.debug("sessions: committing on the worker instead (%s)", exc)
             else:
                 self._committed_on_loop()
                 return result
