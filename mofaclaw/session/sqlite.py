@@ -1,9 +1,10 @@
-"""SQLite session store (WAL): one connection used from one worker thread, so the event loop never blocks."""
+"""SQLite session store (WAL): slow work on a worker thread, a turn's few statements on the loop's own connection."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -26,25 +27,39 @@ from mofaclaw.session.rows import (
     message_row,
     stored_message,
 )
+from mofaclaw.session.sqlite_loop import LoopConnection, Missed
 from mofaclaw.types import ChatMessage, ToolCall
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
+# Commits on the loop connection between two checkpoints on the worker. A turn writes ~4-6 pages, so
+# this is about SQLite's own autocheckpoint (1,000 pages) and keeps the WAL at a few MB.
+CHECKPOINT_EVERY = 200
+BUSY_TIMEOUT_MS = 5000  # how long the worker waits for a lock another process holds
+RESTART_PATIENCE_MS = 100
 
 
 class SQLiteSessionStore:
+    """Everything that may wait for a lock or fsync (migrations, archives, consolidation, lists, paused
+    turns' writes, responses, checkpoints) runs on one worker thread's connection. A turn's hot
+    statements (its history and paused-turn reads, its commit) run on a second connection on the event
+    loop's thread that never waits (sqlite_loop.py) and fall back to the worker when SQLite answers BUSY."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
-        # One thread owns the connection: SQLite writes are serialized anyway, and this keeps
-        # every call off the event loop without a connection per call.
+        # One thread owns the connection that may wait: SQLite writes are serialized anyway, and this
+        # keeps every slow call off the event loop without a connection per call.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sessions")
-        self._db: sqlite3.Connection | None = None
+        self._db: sqlite3.Connection | None = None  # set once migrated: the loop connection may start
+        self._loop_db = LoopConnection(path)
+        self._loop_commits = 0  # since the last checkpoint was asked for
 
     def _connect(self) -> sqlite3.Connection:
         if self._db is None:
             _create_private(self.path)
             db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA busy_timeout=5000")
+            db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             _use_wal(db)
             # NORMAL in WAL mode is still crash-safe (a power cut may lose the last turn, never
             # corrupt the database), and saves an fsync per turn.
@@ -59,33 +74,68 @@ class SQLiteSessionStore:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: fn(self._connect()))
 
+    async def _read_fast(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn` on the loop's connection if it can run there now, else on the worker."""
+        if self._db is not None:  # the worker migrated the database: the loop connection may read it
+            try:
+                return self._loop_db.read(fn)
+            except Missed:
+                pass
+        return await self._run(fn)
+
+    async def _write_fast(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """`fn` in one transaction on the loop's connection if the write lock is free now, else on the
+        worker, which waits for it (busy_timeout): nothing that succeeds on the worker fails here."""
+        if self._db is not None:
+            try:
+                result = self._loop_db.write(fn)
+            except Missed as exc:
+                log.debug("sessions: committing on the worker instead (%s)", exc)
+            else:
+                self._committed_on_loop()
+                return result
+        return await self._run(lambda db: _in_transaction(db, fn))
+
+    def _committed_on_loop(self) -> None:
+        # The loop connection never checkpoints (that fsyncs): the worker does, now and then, so the
+        # WAL cannot grow without bound.
+        self._loop_commits += 1
+        if self._loop_commits >= CHECKPOINT_EVERY:
+            self._loop_commits = 0
+            self._executor.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        """PASSIVE copies the WAL into the database without blocking anyone; but the loop keeps
+        committing meanwhile, so the WAL is never wholly copied when the next writer starts, and only
+        then does SQLite rewind it: it would grow for ever. RESTART then copies the few frames left
+        while holding the write lock (the loop's commits meanwhile fall back to this thread, behind it),
+        and leaves the WAL to be rewound by the next commit."""
+        try:
+            db = self._connect()
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            # RESTART waits (busy handler) for readers and writers: briefly, so a reader left open in
+            # another process cannot hold up this thread's real work; the next checkpoint tries again.
+            db.execute(f"PRAGMA busy_timeout={RESTART_PATIENCE_MS}")
+            try:
+                db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+            finally:
+                db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        except sqlite3.Error as exc:  # the next one will try again; a turn must not notice
+            log.warning("sessions: WAL checkpoint failed: %s", exc)
+
     async def append_turn(self, key: str, messages: Sequence[ChatMessage]) -> None:
         now = time.time()
         rows = [(key, *message_row(m), now) for m in messages]
-
-        def write(db: sqlite3.Connection) -> None:
-            with db:  # one transaction: the whole turn or nothing
-                db.execute(
-                    "INSERT INTO sessions(key, created_at, updated_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT(key) DO UPDATE SET updated_at = excluded.updated_at",
-                    (key, now, now),
-                )
-                db.executemany(
-                    "INSERT INTO messages(session_key, role, content, tool_calls, tool_call_id, name,"
-                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-
-        await self._run(write)
+        await self._write_fast(lambda db: _insert_turn(db, key, rows, now))  # the whole turn or nothing
 
     async def history(self, key: str, limit: int) -> list[ChatMessage]:
-        return history_window(await self._run(lambda db: _recent(db, key, limit)))
+        return history_window(await self._read_fast(lambda db: _recent(db, key, limit)))
 
     async def history_and_paused(self, key: str, limit: int) -> tuple[list[ChatMessage], PausedTurn | None]:
         def read(db: sqlite3.Connection) -> tuple[list[StoredMessage], PausedTurn | None]:
-            return _recent(db, key, limit), paused.find(db, key, ())  # one trip to the store's thread
+            return _recent(db, key, limit), paused.find(db, key, ())  # one visit to the store
 
-        recent, waiting = await self._run(read)
+        recent, waiting = await self._read_fast(read)
         return history_window(recent), waiting
 
     async def messages(self, key: str) -> list[StoredMessage]:
@@ -192,7 +242,7 @@ class SQLiteSessionStore:
         return await self._run(lambda db: paused.save(db, session_key, pending, messages, ttl))
 
     async def paused_turn(self, session_key: str | None, call_ids: Sequence[str]) -> PausedTurn | None:
-        return await self._run(lambda db: paused.find(db, session_key, call_ids))
+        return await self._read_fast(lambda db: paused.find(db, session_key, call_ids))
 
     async def take_paused_turn(self, session_key: str | None, call_ids: Sequence[str]) -> PausedTurn | None:
         return await self._run(lambda db: paused.take(db, session_key, call_ids))
@@ -217,6 +267,8 @@ class SQLiteSessionStore:
         await self._run(lambda _: None)
 
     async def close(self) -> None:
+        self._loop_db.close()  # first: the worker's connection, closed last, checkpoints the WAL away
+
         def close(_: sqlite3.Connection) -> None:
             if self._db is not None:
                 self._db.close()
@@ -239,6 +291,18 @@ def _create_private(path: Path) -> None:
                 os.chmod(file, 0o600)
         except FileNotFoundError:
             continue
+
+
+def _insert_turn(db: sqlite3.Connection, key: str, rows: Sequence[tuple[object, ...]], now: float) -> None:
+    db.execute("INSERT INTO sessions(key, created_at, updated_at) VALUES (?, ?, ?) "
+               "ON CONFLICT(key) DO UPDATE SET updated_at = excluded.updated_at", (key, now, now))
+    db.executemany("INSERT INTO messages(session_key, role, content, tool_calls, tool_call_id, name, created_at) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+
+def _in_transaction(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    with db:
+        return fn(db)
 
 
 def _conversation_of(db: sqlite3.Connection, key: str) -> ConversationInfo | None:
