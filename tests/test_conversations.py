@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Callable
@@ -153,3 +154,34 @@ async def test_an_existing_database_gains_titles_and_renames(tmp_path: Path) -> 
         assert new is not None and new.title == "New chat" and new.metadata == {"topic": "t"}
     finally:
         await store.close()
+
+
+async def test_deleting_a_conversation_while_it_answers_keeps_it_deleted(
+        start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
+    """The page's delete while the agent still answers: the answer reaches the asker, and the
+    conversation does not come back (with only its last turn) when the answer is done."""
+    gw = start_gateway()
+    client = openai.AsyncOpenAI(base_url=gw.url, api_key="unused")
+    async with httpx.AsyncClient(base_url=gw.url) as http:
+        created = (await http.post("/conversations", json={})).json()["id"]
+        first = await client.chat.completions.create(
+            model="mofaclaw", messages=[{"role": "user", "content": "hello"}], extra_body={"conversation_id": created})
+        assert first.choices[0].message.content == "echo: hello"
+        upstream.hang()
+        answering = asyncio.create_task(client.chat.completions.create(
+            model="mofaclaw", messages=[{"role": "user", "content": "and then?"}],
+            extra_body={"conversation_id": created}))
+        await upstream.wait_for_requests(2)
+        assert (await http.delete(f"/conversations/{created}")).json()["deleted"] is True
+        upstream.release()
+        late = await answering
+        assert late.choices[0].message.content == "echo: and then?"
+        assert (await http.get(f"/conversations/{created}")).status_code == 404
+        assert created not in [c["id"] for c in (await http.get("/conversations")).json()["data"]]
+        # the id can be used again, from nothing
+        again = await client.chat.completions.create(
+            model="mofaclaw", messages=[{"role": "user", "content": "anew"}], extra_body={"conversation_id": created})
+        assert again.choices[0].message.content == "echo: anew"
+        items = (await http.get(f"/conversations/{created}/items?order=asc")).json()["data"]
+        assert [i["content"][0]["text"] for i in items] == ["anew", "echo: anew"]
+    await client.close()

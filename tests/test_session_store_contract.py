@@ -207,13 +207,36 @@ async def test_turns_written_by_two_stores_at_once_are_all_kept_whole(open_store
         assert all(a == "a" + q[1:] for q, a in zip(messages[::2], messages[1::2], strict=True))
 
 
-async def test_history_and_paused_turn_come_back_together(open_store: StoreFactory) -> None:
+async def test_history_paused_turn_and_creation_time_come_back_together(open_store: StoreFactory) -> None:
     store = open_store()
-    await store.append_turn("api:c", [user("hello"), answer("hi")])
-    assert await store.history_and_paused("api:c", 10) == ([user("hello"), answer("hi")], None)
+    assert await store.append_turn("api:c", [user("hello"), answer("hi")])
+    recent = await store.recent("api:c", 10)
+    assert recent.history == [user("hello"), answer("hi")] and recent.paused is None
+    assert recent.created_at is not None
     call = ToolCall("call_1", "lookup", "{}")
     paused = await store.pause_turn("api:c", [call], [user("look it up"), ChatMessage("assistant", None, (call,))],
                                     ttl=60)
-    history, waiting = await store.history_and_paused("api:c", 10)
-    assert history == [user("hello"), answer("hi")] and waiting == paused
-    assert await store.history_and_paused("api:other", 10) == ([], None)
+    again = await store.recent("api:c", 10)
+    assert again.history == [user("hello"), answer("hi")] and again.paused == paused
+    assert again.created_at == recent.created_at
+    none = await store.recent("api:other", 10)
+    assert (none.history, none.paused, none.created_at) == ([], None, None)
+
+
+async def test_a_conversation_deleted_during_a_turn_stays_deleted(open_store: StoreFactory) -> None:
+    """A turn that found the conversation (and one that found none) commits only into what it found:
+    the delete of a person who clicked "delete" while the agent answered is never undone by that answer."""
+    store, other = open_store(), open_store()  # the turn on one replica/process, the delete on another
+    await store.append_turn("api:d", [user("hello"), answer("hi")])
+    found = await store.recent("api:d", 10)
+    assert await other.delete("api:d")
+    assert not await store.append_turn("api:d", [user("more"), answer("ok")], created_at=found.created_at)
+    assert await other.conversation("api:d") is None and await other.messages("api:d") == []
+    # deleted and begun again under the same id: the old turn does not land in the new conversation
+    await other.append_turn("api:d", [user("fresh")])
+    assert not await store.append_turn("api:d", [user("late"), answer("x")], created_at=found.created_at)
+    assert [m.message.content for m in await other.messages("api:d")] == ["fresh"]
+    # a turn that found nothing creates the conversation, as ever
+    fresh = await store.recent("api:new", 10)
+    assert await store.append_turn("api:new", [user("q"), answer("a")], created_at=fresh.created_at)
+    assert len(await other.messages("api:new")) == 2

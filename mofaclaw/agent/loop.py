@@ -109,10 +109,12 @@ class AgentLoop:
             return reply
 
         window = self.settings.history_window
+        created_at: float | None = None  # of the stored conversation, as this turn found it
         if message.history is not None:
             history, waiting = list(message.history), None
         else:
-            history, waiting = await self.store.history_and_paused(message.session_key, window)
+            recent = await self.store.recent(message.session_key, window)
+            history, waiting, created_at = recent.history, recent.paused, recent.created_at
         start = await self.paused.start(message, history, waiting)
         # A turn resumed with the client's tool results may come without a new user message.
         content = message.content if message.content or not message.tool_results else None
@@ -145,8 +147,10 @@ class AgentLoop:
             await self.paused.pause(message, turn, result.pending)
         elif message.persist:
             # Shielded: once the commit starts, a cancel must not leave us unsure whether it landed.
-            await asyncio.shield(self.store.append_turn(message.session_key, turn))
-            if self.memory is not None and len(history) >= window:
+            stored = await asyncio.shield(self.store.append_turn(message.session_key, turn, created_at=created_at))
+            if not stored:  # the answer still reaches whoever asked; the conversation stays deleted
+                log.info("conversation %s was deleted while its turn ran; the turn is not stored", message.session_key)
+            elif self.memory is not None and len(history) >= window:
                 self._in_background(self.memory.consolidate(message.session_key, keep=window))
         if publish:
             await self.bus.publish_outbound(

@@ -19,6 +19,17 @@ class SessionInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Recent:
+    """What a stored turn reads before it starts: the history window, the conversation's live paused
+    turn, and when the conversation was created (None: it does not exist yet). The turn hands that
+    creation time back to `append_turn`, so a conversation deleted while the turn ran stays deleted."""
+
+    history: list[ChatMessage]
+    paused: PausedTurn | None
+    created_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class StoredMessage:
     id: int
     message: ChatMessage
@@ -67,16 +78,19 @@ class ResponseStore(Protocol):
 
 
 class SessionStore(PausedTurnStore, ResponseStore, Protocol):
-    async def append_turn(self, key: str, messages: Sequence[ChatMessage]) -> None:
-        """Store a whole turn, all or nothing."""
+    async def append_turn(self, key: str, messages: Sequence[ChatMessage], *,
+                          created_at: float | None = None) -> bool:
+        """Store a whole turn, all or nothing, creating the conversation if need be. With `created_at`
+        (from `recent`), only into that same conversation: False, nothing stored, when it was deleted
+        (or deleted and made again) meanwhile."""
         ...
 
     async def history(self, key: str, limit: int) -> list[ChatMessage]:
         """The last `limit` messages (fewer, so that the window starts at a user message)."""
         ...
 
-    async def history_and_paused(self, key: str, limit: int) -> tuple[list[ChatMessage], PausedTurn | None]:
-        """`history(key, limit)` and the conversation's live paused turn, read in one visit to the
+    async def recent(self, key: str, limit: int) -> Recent:
+        """`history(key, limit)`, the live paused turn and the creation time, read in one visit to the
         database: what every stored turn needs before it starts."""
         ...
 

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 
 from mofaclaw.session import pg_paused, pg_responses
-from mofaclaw.session.base import ConversationInfo, SessionInfo, StoredMessage
+from mofaclaw.session.base import ConversationInfo, Recent, SessionInfo, StoredMessage
 from mofaclaw.session.paused import PausedTurn
 from mofaclaw.session.pg import create_pool, migrate, translated
 from mofaclaw.session.pg_migrations import MIGRATIONS
@@ -67,23 +67,31 @@ class PostgresSessionStore:
         async with self._db() as db, db.transaction():
             yield db
 
-    async def append_turn(self, key: str, messages: Sequence[ChatMessage]) -> None:
+    async def append_turn(self, key: str, messages: Sequence[ChatMessage], *,
+                          created_at: float | None = None) -> bool:
         now = time.time()
         async with self._transaction() as db:  # the whole turn or nothing
-            await db.execute(
-                "INSERT INTO sessions(key, created_at, updated_at) VALUES ($1, $2, $2) "
-                "ON CONFLICT (key) DO UPDATE SET updated_at = excluded.updated_at", key, now)
+            if created_at is not None:
+                if await db.execute("UPDATE sessions SET updated_at = $1 WHERE key = $2 AND created_at = $3",
+                                    now, key, created_at) == "UPDATE 0":
+                    return False  # deleted while the turn ran
+            else:
+                await db.execute(
+                    "INSERT INTO sessions(key, created_at, updated_at) VALUES ($1, $2, $2) "
+                    "ON CONFLICT (key) DO UPDATE SET updated_at = excluded.updated_at", key, now)
             await db.executemany(
                 "INSERT INTO messages(session_key, role, content, tool_calls, tool_call_id, name, created_at) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7)", [(key, *message_row(m), now) for m in messages])
+        return True
 
     async def history(self, key: str, limit: int) -> list[ChatMessage]:
         async with self._db() as db:
             return await _recent(db, key, limit)
 
-    async def history_and_paused(self, key: str, limit: int) -> tuple[list[ChatMessage], PausedTurn | None]:
-        async with self._db() as db:  # one pooled connection for both reads: one round trip less per turn
-            return await _recent(db, key, limit), await pg_paused.find(db, key, ())
+    async def recent(self, key: str, limit: int) -> Recent:
+        async with self._db() as db:  # one pooled connection for the three reads
+            created_at = await db.fetchval("SELECT created_at FROM sessions WHERE key = $1", key)
+            return Recent(await _recent(db, key, limit), await pg_paused.find(db, key, ()), created_at)
 
     async def messages(self, key: str) -> list[StoredMessage]:
         async with self._db() as db:

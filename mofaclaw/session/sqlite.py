@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from mofaclaw.session import paused, responses
-from mofaclaw.session.base import ConversationInfo, SessionInfo, StoredMessage
+from mofaclaw.session.base import ConversationInfo, Recent, SessionInfo, StoredMessage
 from mofaclaw.session.migrations import migrate
 from mofaclaw.session.paused import PausedTurn
 from mofaclaw.session.responses import StoredResponse
@@ -123,20 +123,22 @@ class SQLiteSessionStore:
         except sqlite3.Error as exc:  # the next one will try again; a turn must not notice
             log.warning("sessions: WAL checkpoint failed: %s", exc)
 
-    async def append_turn(self, key: str, messages: Sequence[ChatMessage]) -> None:
+    async def append_turn(self, key: str, messages: Sequence[ChatMessage], *,
+                          created_at: float | None = None) -> bool:
         now = time.time()
         rows = [(key, *message_row(m), now) for m in messages]
-        await self._write_fast(lambda db: _insert_turn(db, key, rows, now))  # the whole turn or nothing
+        return await self._write_fast(lambda db: _insert_turn(db, key, rows, now, created_at))  # all or nothing
 
     async def history(self, key: str, limit: int) -> list[ChatMessage]:
         return history_window(await self._read_fast(lambda db: _recent(db, key, limit)))
 
-    async def history_and_paused(self, key: str, limit: int) -> tuple[list[ChatMessage], PausedTurn | None]:
-        def read(db: sqlite3.Connection) -> tuple[list[StoredMessage], PausedTurn | None]:
-            return _recent(db, key, limit), paused.find(db, key, ())  # one visit to the store
+    async def recent(self, key: str, limit: int) -> Recent:
+        def read(db: sqlite3.Connection) -> Recent:  # one visit to the store
+            row = db.execute("SELECT created_at FROM sessions WHERE key = ?", (key,)).fetchone()
+            return Recent(history_window(_recent(db, key, limit)), paused.find(db, key, ()),
+                          row[0] if row else None)
 
-        recent, waiting = await self._read_fast(read)
-        return history_window(recent), waiting
+        return await self._read_fast(read)
 
     async def messages(self, key: str) -> list[StoredMessage]:
         def read(db: sqlite3.Connection) -> list[StoredMessage]:
@@ -293,11 +295,18 @@ def _create_private(path: Path) -> None:
             continue
 
 
-def _insert_turn(db: sqlite3.Connection, key: str, rows: Sequence[tuple[object, ...]], now: float) -> None:
-    db.execute("INSERT INTO sessions(key, created_at, updated_at) VALUES (?, ?, ?) "
-               "ON CONFLICT(key) DO UPDATE SET updated_at = excluded.updated_at", (key, now, now))
+def _insert_turn(db: sqlite3.Connection, key: str, rows: Sequence[tuple[object, ...]], now: float,
+                 created_at: float | None) -> bool:
+    if created_at is not None:
+        if not db.execute("UPDATE sessions SET updated_at = ? WHERE key = ? AND created_at = ?",
+                          (now, key, created_at)).rowcount:
+            return False  # deleted while the turn ran
+    else:
+        db.execute("INSERT INTO sessions(key, created_at, updated_at) VALUES (?, ?, ?) "
+                   "ON CONFLICT(key) DO UPDATE SET updated_at = excluded.updated_at", (key, now, now))
     db.executemany("INSERT INTO messages(session_key, role, content, tool_calls, tool_call_id, name, created_at) "
                    "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    return True
 
 
 def _in_transaction(db: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
