@@ -155,3 +155,21 @@ command = "/nonexistent/mcp-server"
         "demo says: from the terminal"]
     warnings = [line for line in result.stderr.splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and "MCP server broken failed to start: command not found" in warnings[0]
+
+
+def test_status_names_each_server_without_its_secrets(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    write_config(home, '[mcp.servers.files]\ncommand = "/usr/local/bin/files-server --token tok-in-args"\n'
+                       'env = { API_TOKEN = "tok-in-env" }\n'
+                       '[mcp.servers.docs]\nurl = "https://user:pw-in-url@docs.example.com:8443/mcp?key=tok-in-query"\n'
+                       'headers = { Authorization = "Bearer tok-in-header" }\nstartup = "lazy"\n'
+                       '[mcp.servers.old]\ncommand = "old-server"\nenabled = false\n')
+    result = mofaclaw(home, "status")
+    assert result.returncode == 0, result.stderr
+    line = next(line for line in result.stdout.splitlines() if "MCP servers" in line)
+    assert "docs (https://docs.example.com:8443, lazy)" in line
+    assert "files (files-server, eager)" in line and "old (old-server, disabled)" in line
+    for secret in ("tok-in-args", "tok-in-env", "pw-in-url", "tok-in-query", "tok-in-header"):
+        assert secret not in result.stdout + result.stderr
+    write_config(home, "")
+    assert "none (add [mcp.servers.NAME]" in mofaclaw(home, "status").stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
@@ -71,6 +72,7 @@ def status(config: ConfigOption = None) -> None:
     if cfg.channels.telegram.enabled:
         table.add_row("Telegram", _telegram_line(cfg.channels.telegram.bot_token()))
     table.add_row("Heartbeat", f"every {cfg.heartbeat.interval:g}s" if cfg.heartbeat.enabled else "off")
+    table.add_row("MCP servers", _mcp_line(cfg))
     table.add_row("Bus", _bus_line(cfg))
     from mofaclaw.backends import describe_store
 
@@ -103,6 +105,27 @@ def _bus_line(cfg: Config) -> str:
         return escape(asyncio.run(ask()))
     except MofaclawError as exc:
         return f"[red]{escape(str(exc))}[/]"
+
+
+def _mcp_line(cfg: Config) -> str:
+    """Each configured server by name, how it is reached and when it starts; never its arguments, URL
+    path or query, environment or headers, where tokens live. Connecting is `mofaclaw mcp list`'s job."""
+    from urllib.parse import urlsplit
+
+    from rich.markup import escape
+
+    servers = cfg.mcp.servers
+    if not servers:
+        return escape("none (add [mcp.servers.NAME] to the config)")
+    described = []
+    for name, server in sorted(servers.items()):
+        if server.url:
+            where = urlsplit(server.url)
+            reach = f"{where.scheme}://{where.hostname}{f':{where.port}' if where.port else ''}"
+        else:
+            reach = Path(server.command.split()[0]).name if server.command.strip() else "stdio"
+        described.append(f"{name} ({reach}, {server.startup if server.enabled else 'disabled'})")
+    return escape(", ".join(described)) + " · tools and state: mofaclaw mcp list"
 
 
 def _telegram_line(token: str) -> str:
