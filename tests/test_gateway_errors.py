@@ -118,6 +118,37 @@ def test_turn_timeout_is_504_and_cancels_the_turn(start_gateway: StartGateway, u
     upstream.wait_until_sync(lambda: upstream.disconnects >= 1)
 
 
+def test_a_stream_past_its_time_ends_with_a_timeout_in_band_and_cancels_the_turn(
+        start_gateway: StartGateway, upstream: ScriptedUpstream) -> None:
+    """Headers went out long ago, so the timeout is told inside the stream: keep-alive comments while the
+    agent waits, then an OpenAI-shaped error and [DONE] (Chat Completions), or response.failed (Responses);
+    the upstream call is cancelled either way."""
+    gw = start_gateway("[gateway]\nrequest_timeout = 1.5\nkeepalive_interval = 0.3\n")
+    upstream.hang()
+    body = {"model": "mofaclaw", "messages": USER, "stream": True}
+    with httpx.stream("POST", gw.url + "/chat/completions", json=body, timeout=10) as response:
+        assert response.status_code == 200
+        lines = list(response.iter_lines())
+    assert ": keep-alive" in lines
+    events = [line[6:] for line in lines if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    error = json.loads(events[-2])["error"]
+    assert error["code"] == "timeout" and "request_timeout" in error["message"]
+    upstream.wait_until_sync(lambda: upstream.disconnects >= 1)
+
+    upstream.hang()
+    with httpx.stream("POST", gw.url + "/responses", json={"model": "mofaclaw", "input": "x", "stream": True},
+                      timeout=10) as response:
+        assert response.status_code == 200
+        lines = list(response.iter_lines())
+    assert ": keep-alive" in lines
+    kinds = [json.loads(line[6:])["type"] for line in lines if line.startswith("data: ")]
+    assert kinds == ["response.created", "response.in_progress", "response.failed"]
+    failed = json.loads([line for line in lines if line.startswith("data: ")][-1][6:])["response"]
+    assert failed["status"] == "failed" and "request_timeout" in failed["error"]["message"]
+    upstream.wait_until_sync(lambda: upstream.disconnects >= 2)
+
+
 def test_missing_provider_key_fails_each_turn_with_one_clear_line(start_gateway: StartGateway) -> None:
     gw = start_gateway('[agents.defaults]\nmodel = "openai/gpt-4.1-mini"\n', upstream_url=None)
     assert "OPENAI_API_KEY" in gw.output  # the start-up warning

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from fastapi import Request
@@ -33,7 +33,7 @@ from mofaclaw.gateway.schemas import (
 from mofaclaw.gateway.settings import GatewaySettings
 from mofaclaw.gateway.sse import DONE, KEEPALIVE, ChunkWriter
 from mofaclaw.gateway.sse import event as sse_event
-from mofaclaw.gateway.turns import ClientGone, answer_or_gone, timeout_error, turn_error
+from mofaclaw.gateway.turns import ClientGone, answer_or_gone, paced, timeout_error, turn_error
 from mofaclaw.types import Usage
 
 log = logging.getLogger(__name__)
@@ -110,43 +110,35 @@ class CompletionService:
         return JSONResponse(_completion(inbound.request_id, model, final), headers=headers)
 
     async def _stream(self, inbound: InboundMessage, reply: Reply, writer: ChunkWriter) -> AsyncIterator[bytes]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.request_timeout
         finished = False
         try:
             yield writer.chunk({"role": "assistant", "content": ""})
-            while True:
-                wait = min(self.settings.keepalive_interval, deadline - loop.time())
-                try:
-                    async with asyncio.timeout(max(wait, 0)):
-                        event = await reply.next()
-                except TimeoutError:
-                    if loop.time() < deadline:
-                        yield KEEPALIVE  # silence while tools run; keeps proxies from closing us
-                        continue
-                    self.api.cancel(inbound)
-                    finished = True
-                    yield sse_event(timeout_error(self.settings.request_timeout).body)
-                    yield DONE
-                    return
-                except TurnFailed as exc:
-                    finished = True
-                    yield sse_event(turn_error(exc)[1])
-                    yield DONE
-                    return
-                if isinstance(event, Answer):
-                    finished = True
-                    for delta in client_tools.call_deltas(event.tool_calls):
-                        yield writer.chunk(delta)
-                    yield writer.chunk({}, _finish_reason(event))
-                    if writer.include_usage:
-                        yield writer.usage(_usage(event.usage))
-                    yield DONE
-                    return
-                if event.kind == "delta":
-                    yield writer.chunk({"content": event.text})
-                elif event.kind == "progress" and writer.include_progress:
-                    yield writer.progress(event.tool_name or "", event.tool_summary, event.text)
+            s = self.settings
+            async with aclosing(paced(reply, s.keepalive_interval, s.request_timeout)) as events:
+                async for event in events:
+                    if event is None:
+                        yield KEEPALIVE
+                    elif isinstance(event, Answer):
+                        finished = True
+                        for delta in client_tools.call_deltas(event.tool_calls):
+                            yield writer.chunk(delta)
+                        yield writer.chunk({}, _finish_reason(event))
+                        if writer.include_usage:
+                            yield writer.usage(_usage(event.usage))
+                        yield DONE
+                    elif event.kind == "delta":
+                        yield writer.chunk({"content": event.text})
+                    elif event.kind == "progress" and writer.include_progress:
+                        yield writer.progress(event.tool_name or "", event.tool_summary, event.text)
+        except TimeoutError:
+            self.api.cancel(inbound)
+            finished = True
+            yield sse_event(timeout_error(self.settings.request_timeout).body)
+            yield DONE
+        except TurnFailed as exc:
+            finished = True
+            yield sse_event(turn_error(exc)[1])
+            yield DONE
         finally:
             reply.close()
             if not finished:

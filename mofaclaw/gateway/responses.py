@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -26,7 +26,7 @@ from mofaclaw.gateway.response_items import ResponseObject, listed_input, output
 from mofaclaw.gateway.response_schemas import CreateResponseRequest
 from mofaclaw.gateway.settings import GatewaySettings
 from mofaclaw.gateway.sse import KEEPALIVE
-from mofaclaw.gateway.turns import ClientGone, answer_or_gone, timeout_error, turn_error
+from mofaclaw.gateway.turns import ClientGone, answer_or_gone, paced, timeout_error, turn_error
 from mofaclaw.session.responses import StoredResponse
 from mofaclaw.types import ChatMessage, ClientTools, GenerationOptions, ToolChoice
 
@@ -122,45 +122,37 @@ class ResponseService:
     async def _stream(self, inbound: InboundMessage, reply: Reply, response: ResponseObject,
                       record: _Record) -> AsyncIterator[bytes]:
         events = ResponseEvents()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.settings.request_timeout
         finished = False
         try:
             yield events.event("response.created", response=response.snapshot())
             yield events.event("response.in_progress", response=response.snapshot())
-            while True:
-                wait = min(self.settings.keepalive_interval, deadline - loop.time())
-                try:
-                    async with asyncio.timeout(max(wait, 0)):
-                        event = await reply.next()
-                except TimeoutError:
-                    if loop.time() < deadline:
+            s = self.settings
+            async with aclosing(paced(reply, s.keepalive_interval, s.request_timeout)) as updates:
+                async for event in updates:
+                    if event is None:
                         yield KEEPALIVE
-                        continue
-                    self.api.cancel(inbound)
-                    finished = True
-                    error = timeout_error(self.settings.request_timeout)
-                    yield events.event("response.failed", response=await record.failed(response, str(error)))
-                    return
-                except TurnFailed as exc:
-                    finished = True
-                    if exc.code in _CLIENT_ERRORS:
-                        yield events.event("error", code=exc.code.value, message=str(exc), param=None)
-                    else:
-                        yield events.event("response.failed", response=await record.failed(response, str(exc)))
-                    return
-                if isinstance(event, Answer):
-                    finished = True
-                    for data in events.end(event):
-                        yield data
-                    body = response.finish(event, events.output)
-                    await record.save(body, event.messages)
-                    kind = "response.incomplete" if body["status"] == "incomplete" else "response.completed"
-                    yield events.event(kind, response=body)
-                    return
-                if event.kind == "delta":
-                    for data in events.delta(event.text):
-                        yield data
+                    elif isinstance(event, Answer):
+                        finished = True
+                        for data in events.end(event):
+                            yield data
+                        body = response.finish(event, events.output)
+                        await record.save(body, event.messages)
+                        kind = "response.incomplete" if body["status"] == "incomplete" else "response.completed"
+                        yield events.event(kind, response=body)
+                    elif event.kind == "delta":
+                        for data in events.delta(event.text):
+                            yield data
+        except TimeoutError:
+            self.api.cancel(inbound)
+            finished = True
+            error = timeout_error(self.settings.request_timeout)
+            yield events.event("response.failed", response=await record.failed(response, str(error)))
+        except TurnFailed as exc:
+            finished = True
+            if exc.code in _CLIENT_ERRORS:
+                yield events.event("error", code=exc.code.value, message=str(exc), param=None)
+            else:
+                yield events.event("response.failed", response=await record.failed(response, str(exc)))
         finally:
             reply.close()
             if not finished:

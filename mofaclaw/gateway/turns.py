@@ -4,11 +4,12 @@ and how a failed turn is told to the client."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Request
 
-from mofaclaw.bus.reply import Answer, Reply
+from mofaclaw.bus.reply import Answer, Reply, Update
 from mofaclaw.errors import TurnErrorCode, TurnFailed
 from mofaclaw.gateway.errors import APIError, error_body
 
@@ -56,6 +57,27 @@ async def answer_or_gone(reply: Reply, request: Request, timeout: float) -> Answ
     if gone in done:
         raise ClientGone
     raise timeout_error(timeout)
+
+
+async def paced(reply: Reply, keepalive: float, timeout: float) -> AsyncIterator[Update | Answer | None]:
+    """A streamed turn's events as they come, ending with its Answer; None after each `keepalive` seconds
+    of silence (the stream writes a comment then, so proxies do not close it while tools run). Raises
+    TurnFailed as the turn fails, and TimeoutError once `timeout` seconds have passed (the caller cancels
+    the turn). Use it under contextlib.aclosing, so a client going away closes it at once."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            async with asyncio.timeout(max(min(keepalive, deadline - loop.time()), 0)):
+                event = await reply.next()
+        except TimeoutError:
+            if loop.time() >= deadline:
+                raise
+            yield None
+            continue
+        yield event
+        if isinstance(event, Answer):
+            return
 
 
 async def _disconnected(request: Request) -> None:
