@@ -240,3 +240,15 @@ async def test_a_conversation_deleted_during_a_turn_stays_deleted(open_store: St
     fresh = await store.recent("api:new", 10)
     assert await store.append_turn("api:new", [user("q"), answer("a")], created_at=fresh.created_at)
     assert len(await other.messages("api:new")) == 2
+
+
+async def test_deleting_a_conversation_drops_the_turn_it_had_waiting(store: SessionStore) -> None:
+    """Else the id stays blocked: a new message to it would be refused as waiting for tool results."""
+    call = ToolCall("call_9", "lookup", "{}")
+    await store.append_turn("api:p", [user("hello"), answer("hi")])
+    await store.pause_turn("api:p", [call], [user("look it up"), ChatMessage("assistant", None, (call,))], ttl=60)
+    await store.pause_turn("api:first", [call], [user("only a paused turn")], ttl=60)  # no committed turn yet
+    assert await store.delete("api:p") and await store.delete("api:first")
+    for key in ("api:p", "api:first"):
+        assert (await store.recent(key, 10)).paused is None and await store.paused_turn(key, ()) is None
+    assert not await store.delete("api:first")  # nothing left to delete

@@ -106,9 +106,10 @@ class PostgresSessionStore:
         return [SessionInfo(k, n, t) for k, n, t in rows]
 
     async def delete(self, key: str) -> bool:
-        async with self._transaction() as db:
+        async with self._transaction() as db:  # and a turn it has waiting for a client's tools, as in SQLite
+            paused_gone = await db.execute("DELETE FROM paused_turns WHERE session_key = $1", key) != "DELETE 0"
             await db.execute("DELETE FROM messages WHERE session_key = $1", key)
-            return await db.execute("DELETE FROM sessions WHERE key = $1", key) == "DELETE 1"
+            return await db.execute("DELETE FROM sessions WHERE key = $1", key) == "DELETE 1" or paused_gone
 
     async def archive(self, key: str) -> str | None:
         new_key = archive_key(key)

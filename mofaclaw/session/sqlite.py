@@ -161,9 +161,10 @@ class SQLiteSessionStore:
 
     async def delete(self, key: str) -> bool:
         def write(db: sqlite3.Connection) -> bool:
-            with db:
+            with db:  # and a turn it has waiting for a client's tools: the id must not stay blocked by it
+                paused_gone = db.execute("DELETE FROM paused_turns WHERE session_key = ?", (key,)).rowcount
                 db.execute("DELETE FROM messages WHERE session_key = ?", (key,))
-                return db.execute("DELETE FROM sessions WHERE key = ?", (key,)).rowcount > 0
+                return db.execute("DELETE FROM sessions WHERE key = ?", (key,)).rowcount > 0 or paused_gone > 0
 
         return await self._run(write)
 
