@@ -30,10 +30,6 @@ class ContextBuilder:
         self._prefix: tuple[Fingerprint, str] | None = None  # the files' part, and what it was read from
         self._watched = self._paths_to_watch(())
 
-    def system_prompt(self, channel: str, chat_id: str, instructions: str = "") -> str:
-        """Blocking (it reads the workspace files): `build` runs it in a worker thread."""
-        return self._with_tail(self._read_prefix(self._fingerprint()), channel, chat_id, instructions)
-
     async def build(
         self,
         history: Sequence[ChatMessage],
