@@ -165,6 +165,18 @@ def _read_all(sock: socket.socket) -> bytes:
     return data
 
 
+def _health_on(sock: socket.socket) -> bytes:
+    """One GET /health on an open keep-alive connection: the whole answer, the connection left open."""
+    sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    answer = b""
+    while not answer.endswith(b'{"status":"ok"}'):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break  # closed by the server: the caller's assertion says so
+        answer += chunk
+    return answer
+
+
 def test_an_endless_header_is_cut_off_without_growing_the_server(start_gateway: StartGateway) -> None:
     gw = start_gateway()
     assert gw.proc is not None
@@ -214,11 +226,7 @@ def test_headers_that_never_finish_time_out(start_gateway: StartGateway, opening
     assert b'"code": "request_timeout"' in answer
     # a keep-alive connection's later requests get the same deadline from their first byte
     with socket.create_connection(("127.0.0.1", _port(gw)), timeout=15) as sock:
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        first = b""
-        while not first.endswith(b'{"status":"ok"}'):
-            first += sock.recv(65536)
-        assert first.startswith(b"HTTP/1.1 200 ")
+        assert _health_on(sock).startswith(b"HTTP/1.1 200 ")
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
         assert _read_all(sock).startswith(b"HTTP/1.1 408 ")
 
@@ -239,14 +247,9 @@ def test_a_body_dripped_slowly_times_out_and_reaches_nothing(
     assert upstream.requests == []  # no turn started
     # a body sent whole is answered as ever, and a request without a body is never timed
     with socket.create_connection(("127.0.0.1", _port(gw)), timeout=15) as sock:
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        first = b""
-        while not first.endswith(b'{"status":"ok"}'):
-            first += sock.recv(65536)
-        assert first.startswith(b"HTTP/1.1 200 ")
+        assert _health_on(sock).startswith(b"HTTP/1.1 200 ")
         time.sleep(1.0)  # idle past body_timeout on a keep-alive connection (time must pass): still served
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        again = sock.recv(65536)
+        again = _health_on(sock)
         assert again.startswith(b"HTTP/1.1 200 "), again[:200]
     answer_ok = httpx.post(gw.base + "/v1/chat/completions", content=BODY,
                            headers={"Content-Type": "application/json"}, timeout=15)

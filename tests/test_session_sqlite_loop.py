@@ -151,14 +151,14 @@ async def test_a_gateway_turn_and_the_cli_writing_at_once_both_land(
     client = openai.AsyncOpenAI(base_url=gw.url, api_key="unused")
     try:
         first = await client.chat.completions.create(model="mofaclaw", messages=[{"role": "user", "content": "one"}],
-                                                     extra_body={"conversation_id": "shared"})
+                                                     extra_body={"conversation_id": "both"})
         assert first.choices[0].message.content == "echo: one"
         # The CLI (another process) holds the write lock while a gateway turn wants to commit: the turn
         # waits for it instead of failing, and both writes land.
         async with write_lock_held_elsewhere(path) as release:
             second = asyncio.create_task(client.chat.completions.create(
                 model="mofaclaw", messages=[{"role": "user", "content": "two"}],
-                extra_body={"conversation_id": "shared"}))
+                extra_body={"conversation_id": "both"}))
             await upstream.wait_for_requests(2)
             done, _ = await asyncio.wait({second}, timeout=0.3)
             assert not done
@@ -173,7 +173,7 @@ async def test_a_gateway_turn_and_the_cli_writing_at_once_both_land(
         assert typed.returncode == 0, typed.stderr
     finally:
         await client.close()
-    assert rows(path, "api:shared") == ["one", "echo: one", "two", "echo: two"]
+    assert rows(path, "api:both") == ["one", "echo: one", "two", "echo: two"]
     for c in range(4):  # each turn whole, in some order: they ran at once
         pairs = rows(path, f"api:c{c}")
         assert sorted(zip(pairs[::2], pairs[1::2], strict=True)) == sorted(
